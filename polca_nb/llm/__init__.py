@@ -1,5 +1,34 @@
 """LLM access: one interface (`LLM`), the real anthropic-SDK client, and test doubles."""
 
 from .base import LLM, LLMReply, ScriptedLLM
+from .cache import LLMCache, canonical_request, default_cache_dir, request_key
+from .client import LLMClient, LLMError, RetryPolicy, default_client, resolve_backend
+from .config import DEFAULT_CLAUDE_MODEL, LOCAL_MODEL_NAME, Price, price_for
+from .ledger import Ledger, RoleUsage
+from .server import LocalServer, LocalServerError, ServerSettings, shared_server, stop_shared_server
 
-__all__ = ["LLM", "LLMReply", "ScriptedLLM"]
+__all__ = [
+    "DEFAULT_CLAUDE_MODEL",
+    "LLM",
+    "LLMCache",
+    "LLMClient",
+    "LLMError",
+    "LLMReply",
+    "LOCAL_MODEL_NAME",
+    "Ledger",
+    "LocalServer",
+    "LocalServerError",
+    "Price",
+    "RetryPolicy",
+    "RoleUsage",
+    "ScriptedLLM",
+    "ServerSettings",
+    "canonical_request",
+    "default_cache_dir",
+    "default_client",
+    "price_for",
+    "request_key",
+    "resolve_backend",
+    "shared_server",
+    "stop_shared_server",
+]

@@ -1,0 +1,157 @@
+"""Two-level (memory + disk) cache of LLM replies keyed by the whole request.
+
+The key is the sha256 of the canonical JSON of everything that defines a reply: model, system,
+messages, max_tokens, temperature, tools, stop and sample_id. The endpoint URL is deliberately not
+part of it, so a local server restarted on a new port still hits. Disk entries are one JSON file per
+key, written atomically (temp file + rename), so a crash or a concurrent writer never leaves a torn
+entry and several processes can share one cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .config import ENV_CACHE_DIR
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_cache_dir() -> Path:
+    """`$POLCA_CACHE_DIR` if set, else `<project>/.cache/llm`."""
+    env = os.environ.get(ENV_CACHE_DIR)
+    if env:
+        return Path(env).expanduser().resolve()
+    return PROJECT_ROOT / ".cache" / "llm"
+
+
+def canonical_request(
+    *,
+    model: str,
+    system: str,
+    messages: Sequence[Mapping[str, Any]],
+    max_tokens: int,
+    temperature: float,
+    sample_id: int,
+    tools: Sequence[Mapping[str, Any]] | None,
+    stop: Sequence[str] | None,
+) -> dict[str, Any]:
+    """The request as plain JSON data, normalised so that equal requests compare equal
+    (temperature always a float, empty tools/stop the same as None, sequences as lists)."""
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
+    if not isinstance(sample_id, int) or isinstance(sample_id, bool) or sample_id < 0:
+        raise ValueError(f"sample_id must be an int >= 0, got {sample_id!r}")
+    temperature = float(temperature)
+    if not (math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if isinstance(stop, str):
+        raise ValueError(f"stop must be a sequence of strings, not one string: {stop!r}")
+    return {
+        "model": model,
+        "system": system,
+        "messages": _plain(list(messages)),
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "sample_id": sample_id,
+        "tools": _plain(list(tools)) if tools else None,
+        "stop": list(stop) if stop else None,
+    }
+
+
+def request_key(request: Mapping[str, Any]) -> str:
+    """sha256 hex digest of the canonical JSON of a request."""
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """Tuples become lists and mappings become dicts, so JSON sees one shape for equal data."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class LLMCache:
+    """Reply cache: an in-memory dict in front of one JSON file per key under `directory`.
+
+    `directory=None` keeps the cache in memory only. Values are JSON-able dicts; the cache does not
+    interpret them. Thread-safe.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = None if directory is None else Path(directory).expanduser()
+        self._memory: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> "LLMCache":
+        """A cache on `default_cache_dir()`."""
+        return cls(default_cache_dir())
+
+    def path_for(self, key: str) -> Path | None:
+        if self.directory is None:
+            return None
+        # A two-character fan-out keeps directories small enough to list comfortably.
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The stored value, or None; a disk hit is promoted into memory.
+        An unreadable disk entry counts as a miss (it will be overwritten)."""
+        with self._lock:
+            if key in self._memory:
+                return self._memory[key]
+        path = self.path_for(key)
+        if path is None or not path.is_file():
+            return None
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        with self._lock:
+            self._memory[key] = value
+        return value
+
+    def put(self, key: str, value: Mapping[str, Any]) -> None:
+        """Store a JSON-able value in memory and, atomically, on disk."""
+        value = dict(value)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, indent=1)
+        with self._lock:
+            self._memory[key] = value
+        path = self.path_for(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def __len__(self) -> int:
+        """Entries in memory (disk entries not yet read are not counted)."""
+        with self._lock:
+            return len(self._memory)
+
+    def clear_memory(self) -> None:
+        """Forget the in-memory level; disk entries stay (used to test the disk level)."""
+        with self._lock:
+            self._memory.clear()
+
+    def __repr__(self) -> str:
+        where = "memory only" if self.directory is None else str(self.directory)
+        return f"LLMCache({where}, {len(self)} in memory)"

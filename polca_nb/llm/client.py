@@ -1,0 +1,417 @@
+"""`LLMClient`: the `LLM` protocol over the official anthropic SDK, for Claude, any
+Anthropic-compatible endpoint, and the embedded local llama-server, through one code path.
+
+Around each call: a reply cache (a warm cache makes zero LLM calls), a per-role ledger, a
+concurrency bound, a per-attempt timeout and retries with exponential backoff on 429/5xx/connection
+errors/timeouts. With the embedded server, a connection failure restarts the server before the
+retry. A call that still fails raises `LLMError`; the calling role decides whether to drop it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from . import config
+from .base import LLMReply
+from .cache import LLMCache, canonical_request, request_key
+from .config import Price, price_for
+from .ledger import Ledger
+from .server import LocalServer, LocalServerError, shared_server
+
+
+class LLMError(RuntimeError):
+    """An LLM call failed for good (retries exhausted or a non-retryable error).
+    `cause` is the last underlying exception; `attempts` how many were made."""
+
+    def __init__(self, message: str, *, role: str, attempts: int, cause: BaseException | None) -> None:
+        super().__init__(message)
+        self.role = role
+        self.attempts = attempts
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: retry k (0-based) waits min(max_s, initial_s * multiplier**k), times a
+    uniform jitter factor in [1 - jitter, 1 + jitter] when the client has a jitter seed."""
+
+    max_attempts: int = config.MAX_ATTEMPTS
+    initial_s: float = config.BACKOFF_INITIAL_S
+    multiplier: float = config.BACKOFF_MULTIPLIER
+    max_s: float = config.BACKOFF_MAX_S
+    jitter: float = config.BACKOFF_JITTER
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        for name in ("initial_s", "max_s"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"RetryPolicy.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not self.multiplier >= 1:
+            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"RetryPolicy.jitter must be in [0, 1), got {self.jitter!r}")
+
+    def delay(self, retry_index: int, rng: np.random.Generator | None = None) -> float:
+        base = min(self.max_s, self.initial_s * self.multiplier ** retry_index)
+        if rng is None or self.jitter == 0:
+            return base
+        return base * float(rng.uniform(1 - self.jitter, 1 + self.jitter))
+
+
+def _status_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    return code if isinstance(code, int) else None
+
+
+def is_timeout(exc: BaseException) -> bool:
+    import anthropic  # noqa: PLC0415 - keep `import polca_nb.llm` light
+
+    return isinstance(exc, (anthropic.APITimeoutError, TimeoutError))
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Could not talk to the endpoint at all (refused, reset, DNS), as opposed to a slow reply."""
+    import anthropic  # noqa: PLC0415
+
+    if is_timeout(exc):
+        return False
+    return isinstance(exc, (anthropic.APIConnectionError, ConnectionError))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """429, 5xx/529 and the other statuses in config.RETRY_STATUS_CODES, timeouts, connection errors."""
+    if is_timeout(exc) or is_connection_failure(exc):
+        return True
+    code = _status_code(exc)
+    return code is not None and (code in config.RETRY_STATUS_CODES or code >= 500)
+
+
+def _retry_after_s(exc: BaseException) -> float | None:
+    """The server's Retry-After (seconds form), when the error carries one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        value = float(headers.get("retry-after"))
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
+def _as_dict(message: Any) -> dict[str, Any]:
+    if isinstance(message, Mapping):
+        return dict(message)
+    if hasattr(message, "model_dump"):
+        return message.model_dump(mode="json", exclude_none=True)
+    raise TypeError(f"unexpected reply type {type(message).__name__}")
+
+
+def reply_fields(message: Any) -> dict[str, Any]:
+    """The JSON-able parts of an SDK Message (or an equivalent dict) that make an LLMReply.
+    Missing or malformed parts become empty: no text -> "" (roles treat that as a dropped reply)."""
+    data = _as_dict(message)
+    blocks = data.get("content")
+    content = [dict(b) for b in blocks if isinstance(b, Mapping)] if isinstance(blocks, list) else []
+    text = "".join(b["text"] for b in content if b.get("type") == "text" and isinstance(b.get("text"), str))
+    usage = data.get("usage") if isinstance(data.get("usage"), Mapping) else {}
+    return {
+        "text": text,
+        "content": content,
+        "input_tokens": int(usage.get("input_tokens") or 0),
+        "output_tokens": int(usage.get("output_tokens") or 0),
+        "stop_reason": data.get("stop_reason"),
+        "model": str(data.get("model") or ""),
+    }
+
+
+def _reply(fields: Mapping[str, Any], *, cached: bool, latency_s: float) -> LLMReply:
+    return LLMReply(
+        text=fields["text"],
+        content=tuple(fields["content"]),
+        input_tokens=fields["input_tokens"],
+        output_tokens=fields["output_tokens"],
+        cached=cached,
+        latency_s=latency_s,
+        stop_reason=fields["stop_reason"],
+        model=fields["model"],
+    )
+
+
+class LLMClient:
+    """The `LLM` protocol over `anthropic.Anthropic(...).messages.create`.
+
+    Exactly one of `base_url` (a fixed endpoint; None = the SDK default, i.e. Claude) or `server`
+    (the embedded llama-server, started on first live call, restarted after a connection failure)
+    names the endpoint. `create` replaces `messages.create` (tests inject fakes; no SDK is built).
+    `send_seed` adds a `seed` derived from sample_id to the body (llama-server only: Claude rejects
+    unknown fields). `cache_namespace` separates cache entries of endpoints that reuse model names.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        server: LocalServer | None = None,
+        price: Price | None = None,
+        cache: LLMCache | None = None,
+        ledger: Ledger | None = None,
+        timeout_s: float = config.CALL_TIMEOUT_S,
+        max_concurrency: int = config.CLAUDE_CONCURRENCY,
+        queue_timeout_s: float = config.QUEUE_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+        jitter_seed: int | None = 0,
+        send_seed: bool | None = None,
+        cache_namespace: str | None = None,
+        create: Callable[..., Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"model must be a non-empty string, got {model!r}")
+        if base_url is not None and server is not None:
+            raise ValueError(f"give base_url or server, not both (base_url={base_url!r})")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
+        if not queue_timeout_s > 0:
+            raise ValueError(f"queue_timeout_s must be > 0, got {queue_timeout_s!r}")
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        self.model = model
+        self.base_url = base_url
+        self.server = server
+        self.price = price if price is not None else (config.FREE if server is not None else price_for(model))
+        self.cache = cache
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.timeout_s = float(timeout_s)
+        self.max_concurrency = max_concurrency
+        self.queue_timeout_s = float(queue_timeout_s)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.send_seed = (server is not None) if send_seed is None else send_seed
+        self.cache_namespace = cache_namespace
+        self._api_key = api_key
+        self._create = create
+        self._sleep = sleep
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._jitter_rng = None if jitter_seed is None else np.random.default_rng(jitter_seed)
+        self._jitter_lock = threading.Lock()
+        self._sdk_lock = threading.Lock()
+        self._sdk: Any = None
+        self._sdk_url: str | None = None
+
+    # -- the LLM protocol ------------------------------------------------------------------------
+    def complete(
+        self,
+        *,
+        system: str,
+        messages: Sequence[dict[str, Any]],
+        role: str,
+        max_tokens: int = 1024,
+        temperature: float = 0.0,
+        sample_id: int = 0,
+        tools: Sequence[dict[str, Any]] | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> LLMReply:
+        """One reply, from the cache when this exact request (incl. sample_id) was answered before.
+        Raises LLMError when the call fails after retries, ValueError for a malformed request."""
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"role must be a non-empty string, got {role!r}")
+        if not isinstance(system, str):
+            raise ValueError(f"system must be a string, got {type(system).__name__}")
+        if not messages:
+            raise ValueError(f"messages must be a non-empty sequence, got {messages!r}")
+        request = canonical_request(model=self.model, system=system, messages=messages, max_tokens=max_tokens,
+                                    temperature=temperature, sample_id=sample_id, tools=tools, stop=stop)
+        if self.cache_namespace:
+            request["endpoint"] = self.cache_namespace
+        key = request_key(request)
+        started = time.perf_counter()
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None and isinstance(hit.get("reply"), Mapping):
+                latency = time.perf_counter() - started
+                self.ledger.record_cache_hit(role, latency_s=latency)
+                return _reply(hit["reply"], cached=True, latency_s=latency)
+
+        fields, latency, retries = self._call_with_retries(request, role, started)
+        if self.cache is not None:
+            self.cache.put(key, {"request": request, "reply": fields, "latency_s": latency})
+        self.ledger.record_call(role, input_tokens=fields["input_tokens"], output_tokens=fields["output_tokens"],
+                                usd=self.price.cost(fields["input_tokens"], fields["output_tokens"]),
+                                latency_s=latency, retries=retries)
+        return _reply(fields, cached=False, latency_s=latency)
+
+    # -- internals -------------------------------------------------------------------------------
+    def request_body(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The keyword arguments for `messages.create` of a canonical request."""
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": request["max_tokens"],
+            "messages": request["messages"],
+        }
+        if request["system"]:
+            kwargs["system"] = request["system"]
+        if request["tools"]:
+            kwargs["tools"] = request["tools"]
+        if request["stop"]:
+            kwargs["stop_sequences"] = request["stop"]
+        # anthropic>=2 has no temperature kwarg; extra_body reaches Claude and llama-server alike.
+        extra = {"temperature": request["temperature"]}
+        if self.send_seed:
+            extra["seed"] = sample_seed(request["sample_id"])
+        kwargs["extra_body"] = extra
+        return kwargs
+
+    def _call_with_retries(self, request: dict[str, Any], role: str,
+                           started: float) -> tuple[dict[str, Any], float, int]:
+        body = self.request_body(request)
+        attempts = self.retry.max_attempts
+        last_error: BaseException | None = None
+        for attempt in range(attempts):
+            if not self._slots.acquire(timeout=self.queue_timeout_s):
+                self.ledger.record_error(role, latency_s=time.perf_counter() - started, retries=attempt)
+                raise LLMError(f"{role}: no free LLM slot within {self.queue_timeout_s:g} s "
+                               f"(max_concurrency={self.max_concurrency})", role=role, attempts=attempt, cause=None)
+            url = None
+            try:
+                url = self._endpoint_url()
+                message = self._create_fn(url)(**body)
+                fields = reply_fields(message)
+                return fields, time.perf_counter() - started, attempt
+            except LocalServerError:
+                raise  # a missing binary/model is a setup error: say so, do not retry or drop
+            except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones re-raise as LLMError
+                last_error = exc
+                if not is_retryable(exc) or attempt == attempts - 1:
+                    break
+            finally:
+                self._slots.release()
+            if self.server is not None and is_connection_failure(last_error):
+                try:
+                    self.server.recover(url)
+                except LocalServerError as exc:
+                    last_error = exc
+                    break
+            self._sleep(self._backoff(attempt, last_error))
+        made = attempt + 1
+        self.ledger.record_error(role, latency_s=time.perf_counter() - started, retries=made - 1)
+        kind = "retryable, attempts exhausted" if last_error is not None and is_retryable(last_error) else "not retryable"
+        raise LLMError(f"{role}: LLM call to {self.model} failed after {made} attempt(s) ({kind}): "
+                       f"{type(last_error).__name__}: {last_error}", role=role, attempts=made,
+                       cause=last_error) from last_error
+
+    def _backoff(self, retry_index: int, error: BaseException | None) -> float:
+        with self._jitter_lock:
+            delay = self.retry.delay(retry_index, self._jitter_rng)
+        retry_after = _retry_after_s(error) if error is not None else None
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.retry.max_s))
+        return delay
+
+    def _endpoint_url(self) -> str | None:
+        if self.server is not None:
+            return self.server.ensure_running()
+        return self.base_url
+
+    def _create_fn(self, url: str | None) -> Callable[..., Any]:
+        if self._create is not None:
+            return self._create
+        with self._sdk_lock:
+            if self._sdk is None or self._sdk_url != url:
+                import anthropic  # noqa: PLC0415 - keep `import polca_nb.llm` light
+
+                if self._sdk is not None:
+                    self._sdk.close()
+                # Retries are ours (the server restart needs them), so the SDK's own are off.
+                self._sdk = anthropic.Anthropic(base_url=url, api_key=self._api_key, timeout=self.timeout_s,
+                                                max_retries=0)
+                self._sdk_url = url
+            return self._sdk.messages.create
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (the embedded server keeps running; see server.py)."""
+        with self._sdk_lock:
+            if self._sdk is not None:
+                self._sdk.close()
+                self._sdk = None
+
+    def __repr__(self) -> str:
+        where = "embedded llama-server" if self.server is not None else (self.base_url or "Anthropic API")
+        cache = "off" if self.cache is None else (str(self.cache.directory) if self.cache.directory else "memory")
+        return f"LLMClient(model={self.model!r}, endpoint={where}, cache={cache})"
+
+
+def sample_seed(sample_id: int) -> int:
+    """The sampling seed sent with a request: sample_id itself, offset from the server's default
+    seed, so resample k is reproducible and differs from resample j."""
+    return config.SERVER_SEED + 1 + int(sample_id)
+
+
+Backend = Literal["auto", "claude", "endpoint", "local"]
+
+
+def resolve_backend(backend: Backend = "auto", base_url: str | None = None) -> Backend:
+    """auto: a base_url argument or $ANTHROPIC_BASE_URL -> "endpoint"; else $ANTHROPIC_API_KEY ->
+    "claude"; else "local" (the embedded server)."""
+    if backend not in ("auto", "claude", "endpoint", "local"):
+        raise ValueError(f"backend must be one of auto, claude, endpoint, local; got {backend!r}")
+    if backend != "auto":
+        return backend
+    if base_url or os.environ.get(config.ENV_BASE_URL):
+        return "endpoint"
+    if os.environ.get(config.ENV_API_KEY):
+        return "claude"
+    return "local"
+
+
+def default_client(
+    *,
+    backend: Backend = "auto",
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    cache: LLMCache | bool = True,
+    ledger: Ledger | None = None,
+    server: LocalServer | None = None,
+    **options: Any,
+) -> LLMClient:
+    """The project's LLM: Claude with $ANTHROPIC_API_KEY; the endpoint in `base_url` or
+    $ANTHROPIC_BASE_URL; otherwise the embedded llama-server (started on first uncached call).
+
+    `cache=True` uses the on-disk cache (`$POLCA_CACHE_DIR` or `<project>/.cache/llm`), False none.
+    `options` go to `LLMClient` (timeout_s, max_concurrency, retry, price, ...).
+    """
+    chosen = resolve_backend(backend, base_url)
+    if cache is True:
+        cache_obj: LLMCache | None = LLMCache.default()
+    elif cache is False or cache is None:
+        cache_obj = None
+    elif isinstance(cache, LLMCache):
+        cache_obj = cache
+    else:
+        raise ValueError(f"cache must be an LLMCache or a bool, got {cache!r}")
+    env_model = os.environ.get(config.ENV_MODEL)
+    if chosen == "local":
+        options.setdefault("max_concurrency", config.LOCAL_CONCURRENCY)
+        return LLMClient(model=model or config.LOCAL_MODEL_NAME, server=server or shared_server(),
+                         api_key=config.LOCAL_API_KEY, cache=cache_obj, ledger=ledger, **options)
+    key = api_key or os.environ.get(config.ENV_API_KEY)
+    if chosen == "claude":
+        if not key:
+            raise ValueError(f"api_key is empty: the claude backend needs api_key= or ${config.ENV_API_KEY}")
+        return LLMClient(model=model or env_model or config.DEFAULT_CLAUDE_MODEL, api_key=key,
+                         cache=cache_obj, ledger=ledger, **options)
+    url = base_url or os.environ.get(config.ENV_BASE_URL)
+    if not url:
+        raise ValueError(f"base_url is empty: the endpoint backend needs base_url= or ${config.ENV_BASE_URL}")
+    options.setdefault("cache_namespace", url.rstrip("/"))
+    return LLMClient(model=model or env_model or config.DEFAULT_CLAUDE_MODEL, base_url=url,
+                     api_key=key or config.LOCAL_API_KEY, cache=cache_obj, ledger=ledger, **options)
