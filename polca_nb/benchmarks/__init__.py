@@ -1,0 +1,1 @@
+"""Benchmark environments and evaluators, one subpackage per benchmark (e.g. `tau_retail`)."""

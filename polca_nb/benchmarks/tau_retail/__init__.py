@@ -1,0 +1,30 @@
+"""τ-bench retail environment, re-implemented from shared/specs/tau_retail.md (no upstream code).
+
+Plain data plus small functions: `load_retail` -> `RetailData`; `reset(data, task, user)` ->
+`EnvState`; `step(state, action)` -> `StepResult`; the reward is `compute_reward` (DB-hash match
+with the gold replay, plus expected outputs). See README.md in this folder for the agent loop.
+"""
+
+from .data import Action, Db, RetailData, Task, deep_copy_db, fresh_db, load_retail, writable_record
+from .env import MAX_STEPS, EnvState, StepResult, Turn, as_action, reset, step
+from .hashing import canonical_form, canonical_text, db_hash
+from .reward import (
+    RESPOND,
+    RewardInfo,
+    changed_paths,
+    compute_reward,
+    gold_hash,
+    outputs_found,
+    replay_actions,
+    replay_gold,
+)
+from .tools import TERMINATE_TOOLS, TOOLS, ToolSpec, execute_tool, tool_schemas
+from .user import STOP_TOKEN, ScriptedUser, UserSimulator
+
+__all__ = [
+    "Action", "Db", "EnvState", "MAX_STEPS", "RESPOND", "RetailData", "RewardInfo", "STOP_TOKEN",
+    "ScriptedUser", "StepResult", "TERMINATE_TOOLS", "TOOLS", "Task", "ToolSpec", "Turn", "UserSimulator",
+    "as_action", "canonical_form", "canonical_text", "changed_paths", "compute_reward", "db_hash",
+    "deep_copy_db", "execute_tool", "fresh_db", "gold_hash", "load_retail", "outputs_found",
+    "replay_actions", "replay_gold", "reset", "step", "tool_schemas", "writable_record",
+]
