@@ -11,8 +11,9 @@ import logging
 import re
 import threading
 import zlib
+from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -130,10 +131,32 @@ def minilm_files() -> tuple[Path, Path]:
     return model, tokenizer
 
 
+@lru_cache(maxsize=4)
+def _load_minilm(model_path: Path, tokenizer_path: Path, max_tokens: int, threads: int) -> tuple[Any, Any]:
+    """(tokenizer, onnxruntime session), shared by all MiniLM embedders: both are read-only after loading."""
+    try:
+        import onnxruntime
+        from tokenizers import Tokenizer
+    except ImportError as error:
+        raise EmbedderUnavailableError(
+            f"MiniLM needs onnxruntime and tokenizers ({error}); install with: {MINILM_INSTALL_HINT}"
+        ) from error
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    # The shipped tokenizer.json pads every text to 128 and truncates at 128; we pad per batch.
+    tokenizer.enable_truncation(max_length=max_tokens)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    return tokenizer, session
+
+
 class MiniLMEmbedder(_CachedEmbedder):
     """all-MiniLM-L6-v2 (int8 ONNX) sentence embeddings: masked mean pooling, L2-normalised, 384-d.
 
-    Texts longer than `max_tokens` word pieces are truncated (the model was trained on 256).
+    Texts longer than `max_tokens` word pieces are truncated (the model was trained on 256). The loaded
+    model is shared between instances; the text cache is per instance.
     """
 
     def __init__(self, *, max_tokens: int = 256, batch_size: int = 32, threads: int = 0) -> None:
@@ -143,30 +166,12 @@ class MiniLMEmbedder(_CachedEmbedder):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(threads, int) or threads < 0:
             raise ValueError(f"threads must be an int >= 0 (0 = onnxruntime's choice), got {threads!r}")
-        model_path, tokenizer_path = minilm_files()
-        try:
-            import onnxruntime
-            from tokenizers import Tokenizer
-        except ImportError as error:
-            raise EmbedderUnavailableError(
-                f"MiniLM needs onnxruntime and tokenizers ({error}); install with: {MINILM_INSTALL_HINT}"
-            ) from error
         super().__init__()
         self.max_tokens = max_tokens
         self.batch_size = batch_size
         self.dim = 384
         self.name = "all-MiniLM-L6-v2-int8-onnx-meanpool-l2"
-        tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        # The shipped tokenizer.json pads every text to 128 and truncates at 128; we pad per batch.
-        tokenizer.enable_truncation(max_length=max_tokens)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._tokenizer = tokenizer
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._tokenizer, self._session = _load_minilm(*minilm_files(), max_tokens, threads)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float64)
