@@ -10,6 +10,7 @@ retry. A call that still fails raises `LLMError`; the calling role decides wheth
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -70,19 +71,23 @@ def _status_code(exc: BaseException) -> int | None:
     return code if isinstance(code, int) else None
 
 
-def is_timeout(exc: BaseException) -> bool:
-    import anthropic  # noqa: PLC0415 - keep `import polca_nb.llm` light
+def _sdk_error_types(name: str) -> tuple[type, ...]:
+    """An anthropic exception class, if the SDK is loaded. When it is not, no exception can be one
+    of its classes, and skipping the import keeps fake-SDK tests and cache hits fast."""
+    sdk = sys.modules.get("anthropic")
+    error_type = getattr(sdk, name, None) if sdk is not None else None
+    return (error_type,) if isinstance(error_type, type) else ()
 
-    return isinstance(exc, (anthropic.APITimeoutError, TimeoutError))
+
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (TimeoutError, *_sdk_error_types("APITimeoutError")))
 
 
 def is_connection_failure(exc: BaseException) -> bool:
     """Could not talk to the endpoint at all (refused, reset, DNS), as opposed to a slow reply."""
-    import anthropic  # noqa: PLC0415
-
     if is_timeout(exc):
         return False
-    return isinstance(exc, (anthropic.APIConnectionError, ConnectionError))
+    return isinstance(exc, (ConnectionError, *_sdk_error_types("APIConnectionError")))
 
 
 def is_retryable(exc: BaseException) -> bool:
