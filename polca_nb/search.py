@@ -1,0 +1,357 @@
+"""POLCA's iteration as small functions over plain data.
+
+One iteration, as the paper ran it (polca-method.md §2.2):
+
+    popped, memory = pop_top_k(memory, K, priority, t)          # memory.py
+    explored = explore(popped, train batch ...)                 # fresh minibatch, append rollouts
+    context = summarize(memory ∪ explored ...)                   # optional global context
+    proposals = propose(explored, context ...)                  # local feedback -> new params
+    admitted, rejected = filter_proposals(proposals, memory ∪ explored, eps)   # eps-Net
+    admitted = validate(admitted, one shared fresh validation batch ...)
+    memory = push(memory, explored + admitted)
+
+Every function takes what it needs explicitly: the numpy Generator, a `RunLog` for events and
+replay, and the roles. `runner.polca` chains them; notebooks can chain them by hand too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .epsnet import epsnet_filter
+from .protocols import Embedder, Evaluator, Executor, Proposer, SerialExecutor, Summarizer
+from .runlog import RunLog
+from .types import Candidate, Evaluation, Example, Params, Rollout, Source, params_key, render_params
+
+log = logging.getLogger(__name__)
+
+SEED_BOUND = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ExploredBatch:
+    """A candidate after exploration, with one sub-batch of examples and the rollouts it just got."""
+
+    candidate: Candidate
+    batch_index: int
+    examples: tuple[Example, ...]
+    rollouts: tuple[Rollout, ...]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """New parameters proposed from `parent_id`'s sub-batch `batch_index` at `step`."""
+
+    params: Params
+    parent_id: int
+    batch_index: int
+    step: int
+
+
+@dataclass(frozen=True)
+class FilterDecision:
+    """A proposal turned into a candidate (with its embedding), its eps-Net distance and verdict."""
+
+    candidate: Candidate
+    distance: float
+    admitted: bool
+
+
+def draw_seeds(rng: np.random.Generator, n: int) -> list[int]:
+    """n integer seeds for evaluations or LLM samples, drawn up front so order never depends on threads."""
+    return [int(s) for s in rng.integers(0, SEED_BOUND, size=n)]
+
+
+def sample_batch(dataset: Sequence[Example], size: int, rng: np.random.Generator) -> list[Example]:
+    """A fresh minibatch: `size` distinct examples drawn uniformly without replacement."""
+    if size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {size}")
+    if len(dataset) == 0:
+        raise ValueError("dataset is empty: cannot draw a minibatch")
+    if size > len(dataset):
+        raise ValueError(f"batch_size {size} is larger than the dataset ({len(dataset)} examples)")
+    idx = rng.choice(len(dataset), size=size, replace=False)
+    return [dataset[int(i)] for i in idx]
+
+
+def evaluate_examples(
+    candidate: Candidate,
+    examples: Sequence[Example],
+    seeds: Sequence[int],
+    *,
+    evaluator: Evaluator,
+    step: int,
+    source: Source,
+    log_: RunLog,
+    executor: Executor | None = None,
+) -> list[Rollout]:
+    """Score `candidate` on each example (one metric call each; replayed ones are free).
+
+    Evaluator exceptions become score-0 rollouts with the error as feedback, so one bad program can
+    never end a run.
+    """
+    executor = executor or SerialExecutor()
+    keys = [("evaluation", step, source, candidate.id, ex.id, seed) for ex, seed in zip(examples, seeds)]
+
+    def run_one(i: int) -> Evaluation:
+        hit = log_.replayed(keys[i])
+        if hit is not None:
+            return Evaluation(hit["score"], hit["feedback"], hit.get("output", ""))
+        try:
+            return evaluator(candidate.params, examples[i], seeds[i])
+        except Exception as exc:  # noqa: BLE001 - a crashing program is a failed evaluation
+            log.warning("evaluator raised on candidate %s, example %s: %r", candidate.id, examples[i].id, exc)
+            return Evaluation(0.0, f"Evaluation error: {type(exc).__name__}: {exc}")
+
+    results = executor.map(run_one, list(range(len(examples))))
+    rollouts = []
+    for ex, seed, res in zip(examples, seeds, results):
+        rollout = Rollout(ex.id, float(res.score), res.feedback, step, source, res.output, seed)
+        rollouts.append(rollout)
+        log_.emit({"type": "evaluation", "step": step, "source": source, "candidate_id": candidate.id,
+                   "example_id": ex.id, "seed": seed, "score": rollout.score,
+                   "feedback": rollout.feedback, "output": rollout.output})
+    return rollouts
+
+
+def explore(
+    popped: Sequence[Candidate],
+    trainset: Sequence[Example],
+    *,
+    batch_size: int,
+    num_batches: int,
+    num_candidates: int,
+    evaluator: Evaluator,
+    step: int,
+    rng: np.random.Generator,
+    log_: RunLog,
+    executor: Executor | None = None,
+) -> list[ExploredBatch]:
+    """Evaluate the popped candidates on one fresh training minibatch, split into sub-batches.
+
+    As in the paper, when fewer than K candidates were popped the number of sub-batches per
+    candidate grows to int(m*K/len(popped)), so each round still draws about K*m sub-batches.
+    """
+    if not popped:
+        return []
+    m = max(num_batches, int(num_batches * num_candidates / len(popped)))
+    per_candidate = batch_size * m
+    total = per_candidate * len(popped)
+    if total > len(trainset):
+        # Sub-batches of one round must be distinct examples only within a candidate.
+        batches = [sample_batch(trainset, per_candidate, rng) for _ in popped]
+    else:
+        pool = sample_batch(trainset, total, rng)
+        batches = [pool[i * per_candidate:(i + 1) * per_candidate] for i in range(len(popped))]
+    seeds = draw_seeds(rng, total)
+    out: list[ExploredBatch] = []
+    for ci, (candidate, examples) in enumerate(zip(popped, batches)):
+        cand_seeds = seeds[ci * per_candidate:(ci + 1) * per_candidate]
+        rollouts = evaluate_examples(candidate, examples, cand_seeds, evaluator=evaluator, step=step,
+                                     source="explore", log_=log_, executor=executor)
+        updated = candidate.with_rollouts(rollouts)
+        for bi in range(m):
+            sl = slice(bi * batch_size, (bi + 1) * batch_size)
+            out.append(ExploredBatch(updated, bi, tuple(examples[sl]), tuple(rollouts[sl])))
+    return out
+
+
+def explored_candidates(explored: Sequence[ExploredBatch]) -> list[Candidate]:
+    """The distinct candidates of an exploration round, with all their new rollouts."""
+    seen: dict[int, Candidate] = {}
+    for eb in explored:
+        seen[eb.candidate.id] = eb.candidate
+    return list(seen.values())
+
+
+def propose(
+    explored: Sequence[ExploredBatch],
+    proposer: Proposer,
+    *,
+    context: str,
+    num_proposals: int,
+    step: int,
+    rng: np.random.Generator,
+    log_: RunLog,
+    executor: Executor | None = None,
+) -> list[Proposal]:
+    """Ask the proposer `num_proposals` times per explored sub-batch; failures are logged and dropped."""
+    executor = executor or SerialExecutor()
+    jobs = [(eb, p) for eb in explored for p in range(num_proposals)]
+    seeds = draw_seeds(rng, len(jobs))
+
+    def run_one(j: int) -> tuple[list[Params] | None, str | None]:
+        eb, p = jobs[j]
+        batch_index = eb.batch_index * num_proposals + p
+        hit = log_.replayed(("proposal", step, eb.candidate.id, batch_index))
+        if hit is not None:
+            return (hit.get("proposals"), hit.get("error"))
+        try:
+            return (proposer.propose(eb.candidate, list(zip(eb.examples, eb.rollouts)), context, seeds[j]), None)
+        except Exception as exc:  # noqa: BLE001 - a failed proposal is dropped, never fatal
+            log.warning("proposer raised for candidate %s: %r", eb.candidate.id, exc)
+            return (None, f"{type(exc).__name__}: {exc}")
+
+    results = executor.map(run_one, list(range(len(jobs))))
+    proposals: list[Proposal] = []
+    for (eb, p), (params_list, error) in zip(jobs, results):
+        batch_index = eb.batch_index * num_proposals + p
+        if error is not None or params_list is None:
+            log_.emit({"type": "proposal_error", "step": step, "parent_id": eb.candidate.id,
+                       "batch_index": batch_index, "error": error or "no proposals"})
+            continue
+        cleaned = [dict(ps) for ps in params_list if ps and params_key(ps) != params_key(eb.candidate.params)]
+        log_.emit({"type": "proposal", "step": step, "parent_id": eb.candidate.id,
+                   "batch_index": batch_index, "proposals": cleaned})
+        proposals.extend(Proposal(ps, eb.candidate.id, batch_index, step) for ps in cleaned)
+    return proposals
+
+
+def ensure_embeddings(candidates: Sequence[Candidate], embedder: Embedder) -> list[Candidate]:
+    """Candidates with `embedding` filled in (one batched call for those missing one)."""
+    missing = [i for i, c in enumerate(candidates) if c.embedding is None]
+    if not missing:
+        return list(candidates)
+    vectors = np.asarray(embedder.embed([render_params(candidates[i].params) for i in missing]), dtype=np.float64)
+    out = list(candidates)
+    for row, i in enumerate(missing):
+        out[i] = candidates[i].with_embedding(vectors[row])
+    return out
+
+
+def filter_proposals(
+    proposals: Sequence[Proposal],
+    reference: Sequence[Candidate],
+    *,
+    eps: float,
+    embedder: Embedder | None,
+    first_id: int,
+    step: int,
+    log_: RunLog,
+) -> tuple[list[FilterDecision], list[Candidate]]:
+    """Turn proposals into candidates (ids from `first_id`) and run the eps-Net against `reference`.
+
+    Returns the decisions (admitted first, in admission order) and the reference candidates with
+    their embeddings filled in. With eps = 0 or no embedder nothing is embedded and all are admitted.
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps!r}")
+    news = [Candidate(first_id + i, dict(p.params), p.parent_id, step) for i, p in enumerate(proposals)]
+    if not news:
+        return [], list(reference)
+    if eps == 0 or embedder is None:
+        decisions = [FilterDecision(c, float("inf"), True) for c in news]
+        reference_out = list(reference)
+    else:
+        reference_out = ensure_embeddings(reference, embedder)
+        news = ensure_embeddings(news, embedder)
+        ref = np.stack([c.embedding for c in reference_out]) if reference_out else np.zeros((0, 0))
+        admissions = epsnet_filter(np.stack([c.embedding for c in news]), ref, eps)
+        decisions = [FilterDecision(news[a.index], a.distance, a.admitted) for a in admissions]
+    for d in decisions:
+        index = d.candidate.id - first_id
+        log_.emit({"type": "admission" if d.admitted else "rejection", "step": step, "proposal_index": index,
+                   "candidate_id": d.candidate.id, "parent_id": d.candidate.parent_id,
+                   "distance": None if d.distance == float("inf") else round(d.distance, 6), "eps": eps,
+                   "params": d.candidate.params})
+    return decisions, reference_out
+
+
+def validate(
+    candidates: Sequence[Candidate],
+    valset: Sequence[Example],
+    *,
+    batch_size: int,
+    evaluator: Evaluator,
+    step: int,
+    rng: np.random.Generator,
+    log_: RunLog,
+    executor: Executor | None = None,
+) -> list[Candidate]:
+    """Score the admitted candidates on ONE shared fresh validation batch (a fair comparison)."""
+    if not candidates:
+        return []
+    batch = sample_batch(valset, batch_size, rng)
+    seeds = draw_seeds(rng, len(batch) * len(candidates))
+    out = []
+    for i, c in enumerate(candidates):
+        rollouts = evaluate_examples(c, batch, seeds[i * len(batch):(i + 1) * len(batch)], evaluator=evaluator,
+                                     step=step, source="validate", log_=log_, executor=executor)
+        out.append(c.with_rollouts(rollouts))
+    return out
+
+
+def summarize(
+    candidates: Sequence[Candidate],
+    summarizer: Summarizer,
+    *,
+    previous: str,
+    examples: Mapping[str, Example],
+    step: int,
+    rng: np.random.Generator,
+    log_: RunLog,
+) -> str:
+    """The next global context; on a summarizer error the previous context is kept (and logged)."""
+    seed = draw_seeds(rng, 1)[0]
+    hit = log_.replayed(("summary", step))
+    if hit is not None:
+        text = hit["text"]
+    else:
+        try:
+            text = summarizer.summarize(candidates, previous, examples, seed)
+        except Exception as exc:  # noqa: BLE001 - a failed summary keeps the old context
+            log.warning("summarizer raised: %r", exc)
+            text = previous
+    log_.emit({"type": "summary", "step": step, "seed": seed, "text": text})
+    return text
+
+
+def evaluate_on(
+    candidate: Candidate,
+    dataset: Sequence[Example],
+    *,
+    evaluator: Evaluator,
+    repeats: int,
+    step: int,
+    rng: np.random.Generator,
+    log_: RunLog,
+    source: Source = "test",
+    executor: Executor | None = None,
+) -> float:
+    """Mean score of `candidate` over the whole dataset, `repeats` times (test-time evaluation)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    examples = [ex for _ in range(repeats) for ex in dataset]
+    seeds = draw_seeds(rng, len(examples))
+    rollouts = evaluate_examples(candidate, examples, seeds, evaluator=evaluator, step=step, source=source,
+                                 log_=log_, executor=executor)
+    return float(np.mean([r.score for r in rollouts])) if rollouts else float("nan")
+
+
+def reevaluate_top_k(
+    candidates: Sequence[Candidate],
+    k: int,
+    dataset: Sequence[Example],
+    *,
+    evaluator: Evaluator,
+    repeats: int,
+    step: int,
+    rng: np.random.Generator,
+    log_: RunLog,
+    executor: Executor | None = None,
+) -> list[tuple[Candidate, float]]:
+    """The winner's-curse correction: re-score the top-k by mean on a whole dataset, best first.
+
+    A candidate picked by the max of noisy means is biased upward; fresh scores on a full set are not.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    ranked_by_mean = sorted(candidates, key=lambda c: (c.mean if c.mean is not None else -np.inf,
+                                                      c.step_created, c.id), reverse=True)[:k]
+    scored = [(c, evaluate_on(c, dataset, evaluator=evaluator, repeats=repeats, step=step, rng=rng, log_=log_,
+                              source="validate", executor=executor)) for c in ranked_by_mean]
+    return sorted(scored, key=lambda cs: cs[1], reverse=True)
