@@ -243,11 +243,16 @@ def test_payment_change_then_cancel_refunds_every_history_entry(data, db):
     assert list(order)[-1] == "cancel_reason" and order["status"] == "cancelled"
 
 
+def _backpack_positions(data) -> list[int]:
+    items = data.pristine["orders"][PENDING_DUPLICATES]["items"]
+    return [i for i, item in enumerate(items) if item["item_id"] == "3557711149"]
+
+
 def test_modify_items_duplicates_hit_successive_copies(data, db):
     variants = data.pristine["products"]["2524789262"]["variants"]
     order = json.loads(execute_tool(db, "modify_pending_order_items", _items(
         PENDING_DUPLICATES, ["3557711149", "3557711149"], ["7251508981", "5726859009"], "credit_card_7422485")))
-    positions = [i for i, item in enumerate(data.pristine["orders"][PENDING_DUPLICATES]["items"]) if item["item_id"] == "3557711149"]
+    positions = _backpack_positions(data)
     first, second = (order["items"][i] for i in positions)
     assert (first["item_id"], second["item_id"]) == ("7251508981", "5726859009")
     assert first["price"] == variants["7251508981"]["price"] and first["options"] == variants["7251508981"]["options"]
@@ -264,7 +269,7 @@ def test_modify_items_duplicates_hit_successive_copies(data, db):
 def test_modify_items_identity_pair_is_hit_again_by_the_next_pair(data, db):
     order = json.loads(execute_tool(db, "modify_pending_order_items", _items(
         PENDING_DUPLICATES, ["3557711149", "3557711149"], ["3557711149", "7251508981"], "credit_card_7422485")))
-    positions = [i for i, item in enumerate(data.pristine["orders"][PENDING_DUPLICATES]["items"]) if item["item_id"] == "3557711149"]
+    positions = _backpack_positions(data)
     assert [order["items"][i]["item_id"] for i in positions] == ["7251508981", "3557711149"]
 
 

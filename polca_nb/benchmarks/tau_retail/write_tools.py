@@ -44,6 +44,13 @@ def _price_difference(
     return difference, None
 
 
+def _require_methods(methods: dict[str, Any], method_ids: Sequence[str]) -> None:
+    """KeyError (an "Error: '<id>'" observation) before any write, where upstream failed halfway."""
+    for method_id in method_ids:
+        if method_id not in methods:
+            raise KeyError(method_id)
+
+
 def _new_address(address1: str, address2: str, city: str, state: str, country: str, zip: str) -> dict[str, str]:  # noqa: A002
     return {"address1": address1, "address2": address2, "city": city, "state": state, "country": country, "zip": zip}
 
@@ -63,8 +70,7 @@ def cancel_pending_order(db: Db, order_id: str, reason: str) -> str:
     ]
     gift_card_refunds = [r for r in refunds if "gift_card" in r["payment_method_id"]]
     owner_methods = db["users"][order["user_id"]]["payment_methods"]
-    for refund in gift_card_refunds:
-        owner_methods[refund["payment_method_id"]]  # fail (KeyError) before writing, not halfway
+    _require_methods(owner_methods, [refund["payment_method_id"] for refund in gift_card_refunds])
     if gift_card_refunds:
         methods = writable_record(db, "users", order["user_id"])["payment_methods"]
         for refund in gift_card_refunds:
@@ -112,7 +118,7 @@ def modify_pending_order_payment(db: Db, order_id: str, payment_method_id: str) 
         return "Error: insufficient gift card balance to pay for the order"
     old_is_gift_card = "gift_card" in old_method_id
     if old_is_gift_card:
-        owner_methods[old_method_id]  # fail (KeyError) before writing, not halfway
+        _require_methods(owner_methods, [old_method_id])
     if new_method["source"] == "gift_card" or old_is_gift_card:
         methods = writable_record(db, "users", order["user_id"])["payment_methods"]
         if new_method["source"] == "gift_card":
