@@ -221,7 +221,7 @@ class SearchConfig:
     seeds: int = 100
     iterations: int = 10_000
     sigma: float = 0.1
-    eps: float = 0.05
+    eps: float = 0.1
     priority: Priority = "ucb"
     ucb_c: float | None = None
     mu_0: float = 0.0
