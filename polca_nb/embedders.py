@@ -13,7 +13,7 @@ import threading
 import zlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -132,7 +132,7 @@ def minilm_files() -> tuple[Path, Path]:
 
 
 @lru_cache(maxsize=4)
-def _load_minilm(model_path: Path, tokenizer_path: Path, max_tokens: int, threads: int) -> tuple[Any, Any]:
+def _load_minilm(model_path: Path, tokenizer_path: Path, threads: int) -> tuple[Any, Any]:
     """(tokenizer, onnxruntime session), shared by all MiniLM embedders: both are read-only after loading."""
     try:
         import onnxruntime
@@ -142,9 +142,9 @@ def _load_minilm(model_path: Path, tokenizer_path: Path, max_tokens: int, thread
             f"MiniLM needs onnxruntime and tokenizers ({error}); install with: {MINILM_INSTALL_HINT}"
         ) from error
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
-    # The shipped tokenizer.json pads every text to 128 and truncates at 128; we pad per batch.
-    tokenizer.enable_truncation(max_length=max_tokens)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    # The shipped tokenizer.json pads and truncates at 128; we cut windows and pad batches ourselves.
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
@@ -152,45 +152,81 @@ def _load_minilm(model_path: Path, tokenizer_path: Path, max_tokens: int, thread
     return tokenizer, session
 
 
+LongText = Literal["chunk", "truncate"]
+
+
 class MiniLMEmbedder(_CachedEmbedder):
     """all-MiniLM-L6-v2 (int8 ONNX) sentence embeddings: masked mean pooling, L2-normalised, 384-d.
 
-    Texts longer than `max_tokens` word pieces are truncated (the model was trained on 256). The loaded
-    model is shared between instances; the text cache is per instance.
+    The model sees at most `max_tokens` word pieces (it was trained on 256). With `long_text="chunk"`
+    (default) a longer text is cut into windows and mean-pooled over all windows' tokens, so an edit
+    anywhere moves the vector; "truncate" ignores everything past the first window (sentence-
+    transformers' behaviour), which makes late edits of long parameters invisible to the eps-Net.
+    The loaded model is shared between instances; the text cache is per instance.
     """
 
-    def __init__(self, *, max_tokens: int = 256, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        max_tokens: int = 256,
+        long_text: LongText = "chunk",
+        batch_size: int = 32,
+        threads: int = 0,
+    ) -> None:
         if not isinstance(max_tokens, int) or not 8 <= max_tokens <= 512:
             raise ValueError(f"max_tokens must be an int in [8, 512], got {max_tokens!r}")
+        if long_text not in ("chunk", "truncate"):
+            raise ValueError(f"long_text must be 'chunk' or 'truncate', got {long_text!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(threads, int) or threads < 0:
             raise ValueError(f"threads must be an int >= 0 (0 = onnxruntime's choice), got {threads!r}")
         super().__init__()
         self.max_tokens = max_tokens
+        self.long_text = long_text
         self.batch_size = batch_size
         self.dim = 384
-        self.name = "all-MiniLM-L6-v2-int8-onnx-meanpool-l2"
-        self._tokenizer, self._session = _load_minilm(*minilm_files(), max_tokens, threads)
+        self.name = f"all-MiniLM-L6-v2-int8-onnx-meanpool-l2-{long_text}{max_tokens}"
+        self._tokenizer, self._session = _load_minilm(*minilm_files(), threads)
+        self._cls_id = self._tokenizer.token_to_id("[CLS]")
+        self._sep_id = self._tokenizer.token_to_id("[SEP]")
+
+    def _windows(self, ids: list[int]) -> list[list[int]]:
+        """`[CLS] piece [SEP]` windows of at most max_tokens ids covering `ids` (only the first if truncating)."""
+        body = self.max_tokens - 2
+        pieces = [ids[i:i + body] for i in range(0, len(ids), body)] or [[]]
+        if self.long_text == "truncate":
+            pieces = pieces[:1]
+        return [[self._cls_id, *piece, self._sep_id] for piece in pieces]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float64)
+        owners: list[int] = []
+        windows: list[list[int]] = []
+        for row, encoding in enumerate(self._tokenizer.encode_batch(texts, add_special_tokens=False)):
+            for window in self._windows(encoding.ids):
+                owners.append(row)
+                windows.append(window)
+        token_sums = np.zeros((len(texts), self.dim), dtype=np.float64)
+        token_counts = np.zeros(len(texts), dtype=np.float64)
         # Length-sorted batches waste less work on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
         for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            encodings = self._tokenizer.encode_batch([texts[i] for i in rows])
-            ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-            mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
-            type_ids = np.asarray([e.type_ids for e in encodings], dtype=np.int64)
+            batch = order[start:start + self.batch_size]
+            width = max(len(windows[i]) for i in batch)
+            ids = np.zeros((len(batch), width), dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for j, i in enumerate(batch):
+                ids[j, :len(windows[i])] = windows[i]
+                mask[j, :len(windows[i])] = 1
             (states,) = self._session.run(
                 ["last_hidden_state"],
-                {"input_ids": ids, "attention_mask": mask, "token_type_ids": type_ids},
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
             )
-            weights = mask[:, :, None].astype(np.float64)
-            pooled = (states.astype(np.float64) * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            out[rows] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        return out
+            masked_sums = (states.astype(np.float64) * mask[:, :, None]).sum(axis=1)
+            np.add.at(token_sums, [owners[i] for i in batch], masked_sums)
+            np.add.at(token_counts, [owners[i] for i in batch], mask.sum(axis=1))
+        pooled = token_sums / token_counts[:, None]
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
 def default_embedder() -> MiniLMEmbedder | CharNgramEmbedder:

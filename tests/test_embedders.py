@@ -185,6 +185,14 @@ def test_minilm_runs_model_once_per_distinct_text(minilm):
     np.testing.assert_array_equal(again, first[[1, 0]])
 
 
-def test_minilm_long_text_is_truncated_not_an_error(minilm):
-    long_text = " ".join(f"word{i}" for i in range(3000))
-    assert minilm.embed([long_text]).shape == (1, 384)
+def test_minilm_long_text_modes(minilm):
+    # ~600 word pieces: the edit in the last sentence lies beyond the first 256-token window.
+    body = " ".join(f"step {i}: check the order status and the refund policy." for i in range(60))
+    edited = body + " Finally, never cancel shipped orders."
+    original = body + " Finally, always cancel shipped orders."
+    truncating = MiniLMEmbedder(long_text="truncate")
+    np.testing.assert_array_equal(*truncating.embed([original, edited]))
+    assert distance(minilm, original, edited) > 1e-4  # truncation gives exactly 0
+    assert minilm.name != truncating.name
+    # Within one window both modes agree.
+    np.testing.assert_allclose(minilm.embed([BASE]), truncating.embed([BASE]), atol=1e-6)
