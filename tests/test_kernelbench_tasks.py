@@ -1,0 +1,242 @@
+"""KernelBench tasks, CPU shape scaling, prompts, fast_p and result/feedback logic (no subprocesses)."""
+
+from __future__ import annotations
+
+import ast
+import math
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from polca_nb.benchmarks.kernelbench import (  # noqa: E402
+    CPU_SHAPES,
+    build_prompt,
+    fast_p,
+    fast_p_curves,
+    load_prompt_examples,
+    load_tasks,
+    reference_as_candidate,
+    sample_source,
+    shape_table,
+    status_of,
+    substitute_constants,
+    task_examples,
+)
+from polca_nb.benchmarks.kernelbench import evaluate as ev  # noqa: E402
+from polca_nb.benchmarks.kernelbench.tasks import module_constants  # noqa: E402
+from polca_nb.data import require  # noqa: E402
+
+try:
+    require("kernelbench/level1_matmul.json", "see docs")
+except FileNotFoundError:
+    pytest.skip("KernelBench data not available", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return load_tasks()
+
+
+def test_sixteen_tasks_in_paper_index_order(tasks):
+    assert [t.idx for t in tasks] == list(range(16))
+    # Paper order is lexicographic by upstream file name; problems 4 and 5 are not matmuls here.
+    assert [t.name for t in tasks] == sorted(t.name for t in tasks)
+    assert {t.problem_id for t in tasks} == set(range(1, 19)) - {4, 5}
+    assert all(t.level == 1 and "class Model" in t.ref_arch_src for t in tasks)
+    assert [e.id for e in task_examples(tasks)] == [f"kernelbench/{i}" for i in range(16)]
+
+
+def test_shape_table_paper_values_match_the_reference_sources(tasks):
+    for task in tasks:
+        scaling = CPU_SHAPES[task.problem_id]
+        assert scaling.name == task.name
+        assert module_constants(task.ref_arch_src, list(scaling.paper)) == dict(scaling.paper)
+
+
+def test_cpu_source_assigns_scaled_constants_and_nothing_else_changes(tasks):
+    for task in tasks:
+        cpu = task.source("cpu")
+        assert module_constants(cpu, list(task.scaling.cpu)) == dict(task.scaling.cpu)
+        assert task.source("cuda") == task.ref_arch_src
+        changed = [(a, b) for a, b in zip(task.ref_arch_src.splitlines(), cpu.splitlines()) if a != b]
+        assert len(cpu.splitlines()) == len(task.ref_arch_src.splitlines())
+        changed_names = {b.split(" = ")[0] for _, b in changed}
+        differing = {k for k in task.scaling.cpu if task.scaling.cpu[k] != task.scaling.paper[k]}
+        assert differing <= changed_names <= set(task.scaling.cpu)
+
+
+def test_substitute_constants_rejects_missing_or_non_constant_names():
+    src = "N = 4\nM = foo()\n"
+    assert substitute_constants(src, {"N": 2}) == "N = 2\nM = foo()\n"
+    with pytest.raises(ValueError, match="'K'"):
+        substitute_constants(src, {"K": 2})
+    with pytest.raises(ValueError, match="integer constant"):
+        substitute_constants(src, {"M": 2})
+    with pytest.raises(ValueError, match="exactly once"):
+        substitute_constants("N = 1\nN = 2\n", {"N": 3})
+
+
+def test_shape_table_scales_inputs_down_and_shapes_follow_the_constants(tasks):
+    rows = shape_table(tasks)
+    assert len(rows) == 16
+    for row in rows:
+        assert row.cpu_input_mb < row.paper_input_mb or row.paper_input_mb <= 16
+        assert row.cpu_input_mb <= 16  # 64 x 32768 float32 x 2 (problem 6) is the largest
+    square = next(r for r in rows if r.problem_id == 1)
+    assert square.paper_input_shapes == [(4096, 4096)] * 2 and square.cpu_input_shapes == [(512, 512)] * 2
+    tall = next(r for r in rows if r.problem_id == 9)
+    assert tall.paper_output_shape == (32768, 32768) and tall.cpu_output_shape == (2048, 2048)
+
+
+def test_every_cpu_reference_runs_well_under_a_second(tasks):
+    for task in tasks:
+        namespace: dict = {}
+        exec(task.source("cpu"), namespace)
+        torch.manual_seed(0)
+        inputs = namespace["get_inputs"]()
+        model = namespace["Model"](*namespace["get_init_inputs"]())
+        model(*inputs)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            model(*inputs)
+            times.append(time.perf_counter() - start)
+        assert sorted(times)[1] < 1.0, (task.name, times)
+
+
+def test_cpu_prompt_has_statement_example_scaled_arch_and_instruction(tasks):
+    task = next(t for t in tasks if t.problem_id == 1)
+    prompt = build_prompt(task, "cpu")
+    assert task.source("cpu").strip() in prompt
+    assert "N = 512" in prompt and "2048 * 2" not in prompt
+    assert sample_source("cpu_example_new_add").strip() in prompt
+    assert ".cuda()" not in prompt and "ModelNew" in prompt and "load_inline" in prompt
+    assert not any(p in prompt for p in ("$example_arch", "$example_new_arch", "$arch"))
+
+
+def test_cuda_prompt_uses_paper_source_and_kernelbench_example(tasks):
+    task = next(t for t in tasks if t.problem_id == 1)
+    prompt = build_prompt(task, "cuda")
+    example_arch, example_new = load_prompt_examples()
+    assert task.ref_arch_src.strip() in prompt
+    assert example_arch.strip() in prompt and example_new.strip() in prompt
+    assert "__global__" in prompt and "ModelNew" in prompt
+    with pytest.raises(ValueError, match="backend"):
+        build_prompt(task, "tpu")
+
+
+def test_bundled_sources_are_valid_python_defining_modelnew(tasks):
+    for name in ("cpu_example_new_add", "cpp_square_matmul"):
+        tree = ast.parse(sample_source(name))
+        assert any(isinstance(n, ast.ClassDef) and n.name == "ModelNew" for n in tree.body)
+    tree = ast.parse(reference_as_candidate(tasks[0]))
+    assert any(isinstance(n, ast.ClassDef) and n.name == "ModelNew" for n in tree.body)
+
+
+# --- fast_p -------------------------------------------------------------------------------------
+
+POLCA_BEST = [1.803, 1.072, 10.034, 1.008, 1.000, 1.003, 0.943, 0.035, 1.008, 3.055, 1.007, 0.994,
+              1.005, 1.004, 1.010, 4.012]  # polca-method.md 5.4: reported fast_1.0 = 12/16, fast_0.5 = 15/16
+
+
+def test_fast_p_matches_the_paper_counts():
+    assert fast_p(POLCA_BEST, 1.0) == 12 / 16
+    assert fast_p(POLCA_BEST, 0.5) == 15 / 16
+
+
+def test_fast_p_is_strict_and_rejects_bad_input():
+    assert fast_p([1.0, 1.0001, 0.0], 1.0) == pytest.approx(1 / 3)
+    assert fast_p([0.0, float("nan")], 0.0) == 0.0
+    with pytest.raises(ValueError, match="p must be"):
+        fast_p([1.0], -0.1)
+    with pytest.raises(ValueError, match="best_speedups"):
+        fast_p([], 1.0)
+
+
+def test_fast_p_curves_use_running_best_with_nan_and_ragged_steps():
+    curves = fast_p_curves([[0.0, 1.5, 0.2], [0.6, math.nan, 2.0], [2.0]], ps=(0.5, 1.0))
+    # running best: [0, 1.5, 1.5], [0.6, 0.6, 2.0], [2.0, 2.0, 2.0]
+    np.testing.assert_allclose(curves[1.0], [1 / 3, 2 / 3, 1.0])
+    np.testing.assert_allclose(curves[0.5], [2 / 3, 1.0, 1.0])
+
+
+# --- result assembly and feedback (parent side, synthetic worker payloads) ----------------------
+
+BASE = {"task_idx": 9, "backend": "cpu"}
+
+
+def test_success_payload_gives_median_ratio_speedup_and_success_feedback():
+    payload = {"compiled": True, "correct": True, "error": None,
+               "runtimes_ms": {"reference": [2.0, 1.5, 100.0], "custom": [1.0, 1.0, 0.5]}}
+    result = ev._result_from_payload(payload, BASE, {}, cache_hit=False)
+    assert result.speedup == pytest.approx(2.0)  # median 2.0 / median 1.0
+    assert result.feedback.startswith("SUCCESS - Score (Speedup): 2.0000x\n")
+    assert status_of(result.feedback) == "success" and result.correct and result.compiled
+
+
+@pytest.mark.parametrize("phase,header", [
+    ("build", "COMPILATION FAILURE - Score: 0.0"),
+    ("correctness", "CORRECTNESS FAILURE - Score: 0.0"),
+    ("timing", "PERFORMANCE FAILURE - Score: 0.0"),
+])
+def test_error_payload_maps_phase_to_feedback_form(phase, header):
+    payload = {"compiled": phase != "build", "correct": False, "runtimes_ms": {"reference": [], "custom": []},
+               "error": {"phase": phase, "type": "RuntimeError", "message": "boom", "oom": False}}
+    result = ev._result_from_payload(payload, BASE, {}, cache_hit=False)
+    assert result.feedback.split("\n")[0] == header and result.speedup == 0.0
+    assert "boom" in result.feedback
+
+
+def test_error_before_candidate_code_is_a_harness_error():
+    payload = {"compiled": False, "error": {"phase": "import_torch", "type": "ImportError", "message": "no torch"}}
+    with pytest.raises(ev.KernelEvalError, match="no torch"):
+        ev._result_from_payload(payload, BASE, {}, cache_hit=False)
+
+
+def test_mismatch_payload_reports_trial_counts():
+    trials = [{"passed": True, "reason": ""}, {"passed": False, "reason": "output shape mismatch: x"}]
+    payload = {"compiled": True, "correct": False, "error": None, "correctness": {"trials": trials},
+               "runtimes_ms": {"reference": [], "custom": []}}
+    result = ev._result_from_payload(payload, BASE, {}, cache_hit=False)
+    assert status_of(result.feedback) == "correctness_failure"
+    assert "1/2 correctness trials failed" in result.feedback and "shape mismatch" in result.feedback
+
+
+# --- build cache --------------------------------------------------------------------------------
+
+def test_build_cache_keeps_only_successful_builds_and_clears_stale_locks(tmp_path):
+    cache = ev._BuildCache(tmp_path)
+    with cache.entry("cpu", "source A") as (directory, hit):
+        assert not hit
+        (directory / "ext" / "lock").parent.mkdir()
+        (directory / "ext" / "lock").touch()
+        cache.commit(directory, built=False)
+    assert not directory.exists()
+    with cache.entry("cpu", "source A") as (directory, hit):
+        assert not hit
+        (directory / "ext").mkdir()
+        (directory / "ext" / "lock").touch()  # as left by a build killed while holding torch's baton
+        cache.commit(directory, built=True)
+    with cache.entry("cpu", "source A") as (again, hit):
+        assert hit and again == directory and not (directory / "ext" / "lock").exists()
+    assert cache.key("cpu", "source A") != cache.key("cpu", "source B") != cache.key("cuda", "source B")
+
+
+def test_evaluate_kernel_rejects_bad_arguments(tasks):
+    with pytest.raises(ValueError, match="timeout_s"):
+        ev.evaluate_kernel(tasks[0], "x", "cpu", timeout_s=0)
+    with pytest.raises(ValueError, match="backend"):
+        ev.evaluate_kernel(tasks[0], "x", "gpu")
+    with pytest.raises(ValueError, match="memory_mb"):
+        ev.evaluate_kernel(tasks[0], "x", "cpu", memory_mb=10)
+    with pytest.raises(ValueError, match="num_perf_trials"):
+        ev.evaluate_kernel(tasks[0], "x", "cpu", num_perf_trials=0)
+
+
+def test_syntax_error_is_a_compilation_failure_without_a_process(tasks):
+    result = ev.evaluate_kernel(tasks[0], "def f(:\n    pass\n", "cpu", cache=False)
+    assert status_of(result.feedback) == "compilation_failure" and result.speedup == 0.0
+    assert "SyntaxError" in result.feedback and "line 1" in result.feedback
