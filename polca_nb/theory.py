@@ -66,6 +66,7 @@ __all__ = [
     "sweep_theorem1",
     "sweep_theorem2",
     "sweep_priority_noise",
+    "quick_run",
 ]
 
 
@@ -813,3 +814,20 @@ def sweep_priority_noise(
             config = replace(base, sigma=float(sigma), priority=priority, ucb_c=ucb_c)
             runs[(label, float(sigma))] = simulate_polca(oracle, config, np.random.default_rng(stream))
     return PriorityNoiseSweep(sigmas=sigma_arr, variants=variants, runs=runs)
+
+
+def quick_run(
+    sigma: float,
+    eps: float,
+    gamma: float,
+    delta_0: float,
+    priority: Priority,
+    ucb_c: float | None = None,
+    seeds: int = 10,
+    iterations: int = 1000,
+    seed: int = 0,
+) -> PolcaRun:
+    """One small POLCA batch on the default oracle with the widget knobs changed (p_dup capped at 1 - delta_0)."""
+    oracle = Oracle(gamma=gamma, delta_0=delta_0, p_dup=min(Oracle.p_dup, 1.0 - delta_0))
+    config = SearchConfig(seeds=seeds, iterations=iterations, sigma=sigma, eps=eps, priority=priority, ucb_c=ucb_c)
+    return simulate_polca(oracle, config, seed)

@@ -64,37 +64,42 @@ def _eps_label(eps: float) -> str:
 
 
 def plot_theorem1(sweep: Theorem1Sweep) -> Figure:
-    """Left: E[# sub-optimal selections] vs n (log x) with a*ln n + b fits; right: memory size N_eps(n)."""
+    """Three panels over iterations n (log x): sub-optimal selections with the eps-Net and their
+    a*ln n + b fits; the same with vs without the eps-Net; memory size N_eps(n)."""
     sigmas = sorted({sigma for sigma, _ in sweep.runs})
     colors = dict(zip(sigmas, sns.color_palette("viridis", len(sigmas))))
-    fig = Figure(figsize=(13, 5), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    oracle = next(iter(sweep.runs.values())).oracle
+    fig = Figure(figsize=(19, 5.5), layout="constrained")
+    fitted_ax, compare_ax, memory_ax = fig.subplots(1, 3)
+    first = next(iter(sweep.runs.values()))
+    oracle = first.oracle
     for (sigma, eps), run in sweep.runs.items():
         idx = _log_grid(run.iterations_run)
         n = run.n[idx]
-        style = dict(color=colors[sigma], linestyle=_LINESTYLE_BY_EPS_ON[eps > 0])
-        fit = sweep.fits[(sigma, eps)]
-        label = f"σ={sigma:g}, {_eps_label(eps)}  (fit {fit.slope:.1f}·ln n {fit.intercept:+.0f})"
-        _band(left, n, run.suboptimal_selections[:, idx], label=label, linewidth=2, **style)
-        fitted = n[n >= sweep.fit_from]
-        left.plot(fitted, fit(fitted), color="black", linestyle="--", linewidth=0.8, alpha=0.7)
-        _band(right, n, run.memory_size[:, idx], label=f"σ={sigma:g}, {_eps_label(eps)}", linewidth=2, **style)
-    left.plot([], [], color="black", linestyle="--", linewidth=0.8, label=f"a·ln n + b fit (n ≥ {sweep.fit_from})")
-    left.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of programs with μ ≤ B − γ]",
-             title="Theorem 1: sub-optimal selections grow like log n with the ε-Net")
-    left.legend(fontsize=8, loc="upper left")
-    eps_values = sorted({eps for _, eps in sweep.runs if eps > 0})
-    for eps in eps_values:
+        style = dict(color=colors[sigma], linestyle=_LINESTYLE_BY_EPS_ON[eps > 0], linewidth=2)
+        name = f"σ={sigma:g}, {_eps_label(eps)}"
+        subopt = run.suboptimal_selections[:, idx]
+        if eps > 0:
+            fit = sweep.fits[(sigma, eps)]
+            _band(fitted_ax, n, subopt, label=f"{name}: fit {round(fit.slope, 1) + 0.0:.1f}·ln n {fit.intercept:+.0f}", **style)
+            fitted = n[n >= sweep.fit_from]
+            fitted_ax.plot(fitted, fit(fitted), color="black", linestyle="--", linewidth=1)
+        _band(compare_ax, n, subopt, label=name, **style)
+        _band(memory_ax, n, run.memory_size[:, idx], label=name, **style)
+    fitted_ax.plot([], [], color="black", linestyle="--", linewidth=1, label=f"a·ln n + b, fitted on n ≥ {sweep.fit_from}")
+    fitted_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of programs with μ ≤ B − γ]",
+                  title="With the ε-Net: sub-optimal selections ~ a·log n")
+    compare_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of programs with μ ≤ B − γ]",
+                   title="Without the ε-Net (dotted) the count keeps growing")
+    for eps in sorted({eps for _, eps in sweep.runs if eps > 0}):
         bound = packing_bound(eps, oracle.latent_radius, oracle.latent_dim)
-        right.axhline(bound, color="gray", linestyle="-.", linewidth=1, label=f"packing bound, ε={eps:g} ({bound})")
-    right.set(xscale="log", yscale="log", xlabel="iteration n", ylabel="programs in memory  N_ε(n)",
-              title="Memory: saturates with the ε-Net, grows linearly without")
-    right.legend(fontsize=8, loc="upper left")
-    for ax in (left, right):
+        memory_ax.axhline(bound, color="gray", linestyle="-.", linewidth=1, label=f"packing bound, ε={eps:g} ({bound})")
+    memory_ax.set(xscale="log", yscale="log", xlabel="iteration n", ylabel="programs in memory  N_ε(n)",
+                  title="Memory saturates with the ε-Net, grows linearly without")
+    for ax in (fitted_ax, compare_ax, memory_ax):
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle(f"POLCA with UCB priority; B={oracle.B:g}, γ={oracle.gamma:g}, δ₀={oracle.delta_0:g}, "
-                 f"{next(iter(sweep.runs.values())).config.seeds} seeds (bands: ±1 SEM)")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"Theorem 1, POLCA with UCB priority: B={oracle.B:g}, γ={oracle.gamma:g}, δ₀={oracle.delta_0:g}, "
+                 f"{first.config.seeds} seeds (bands: ±1 SEM)")
     return fig
 
 
@@ -188,8 +193,8 @@ def theorem1_table(sweep: Theorem1Sweep) -> pd.DataFrame:
         rows.append({
             "sigma": sigma,
             "eps": eps,
-            "slope a": round(fit.slope, 2),
-            "intercept b": round(fit.intercept, 1),
+            "slope a": round(fit.slope, 2) + 0.0,  # + 0.0 turns a rounded -0.0 into 0.0
+            "intercept b": round(fit.intercept, 1) + 0.0,
             "subopt @ n": float(run.suboptimal_selections[:, -1].mean()),
             "N_eps @ n": float(run.memory_size[:, -1].mean()),
             "returned mu": round(float(run.returned_mu.mean()), 3),
