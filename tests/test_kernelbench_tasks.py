@@ -223,6 +223,9 @@ def test_build_cache_keeps_only_successful_builds_and_clears_stale_locks(tmp_pat
     with cache.entry("cpu", "source A") as (again, hit):
         assert hit and again == directory and not (directory / "ext" / "lock").exists()
     assert cache.key("cpu", "source A") != cache.key("cpu", "source B") != cache.key("cuda", "source B")
+    with cache.entry("cpu", "pure torch") as (empty, hit):
+        cache.commit(empty, built=True)  # loaded fine but built nothing: not worth an entry
+    assert not empty.exists()
 
 
 def test_evaluate_kernel_rejects_bad_arguments(tasks):

@@ -9,6 +9,7 @@ are caught and reported; crashes, hangs and os._exit are the parent's to handle.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-PHASES = ("started", "import_torch", "reference", "build", "correctness", "timing", "done")
+PHASES = ("started", "import_torch", "reference", "build", "correctness", "timing_wait", "timing", "done")
 MAX_MESSAGE_CHARS = 6000
 
 
@@ -211,8 +212,15 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
         return result
 
     phase = "timing"
-    progress.enter(phase)
+    timing_lock = None
     try:
+        if request.get("timing_lock_path"):
+            # One timed candidate per machine at a time: concurrent evaluations may build and
+            # check in parallel, but timing two kernels against each other on 2 cores is noise.
+            progress.enter("timing_wait")
+            timing_lock = open(request["timing_lock_path"], "a")
+            fcntl.flock(timing_lock, fcntl.LOCK_EX)
+        progress.enter(phase)
         with torch.no_grad():
             inputs = _seeded_inputs(torch, reference, int(request["seed"]), device)
             for _ in range(int(request["num_warmup"])):
@@ -228,6 +236,9 @@ def run(request: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"non-positive or non-finite candidate runtimes: {bad}")
     except BaseException as exc:  # noqa: BLE001
         return fail(phase, exc)
+    finally:
+        if timing_lock is not None:
+            timing_lock.close()  # closing releases the flock
     progress.enter("done")
     result["phase_seconds"] = progress.seconds()
     result["median_ms"] = {k: statistics.median(v) for k, v in result["runtimes_ms"].items()}

@@ -77,7 +77,8 @@ def require_backend(backend: Backend) -> None:
 class KernelResult:
     """Outcome of one evaluation. `speedup` is reference/custom median runtime, 0.0 on any failure;
     `runtimes` holds per-trial milliseconds under "reference" and "custom"; `phase_seconds` is the
-    wall time spent per phase (process_start, import_torch, reference, build, correctness, timing, total)."""
+    wall time spent per phase (process_start, import_torch, reference, build, correctness,
+    timing_wait, timing, total)."""
 
     task_idx: int
     backend: Backend
@@ -119,6 +120,11 @@ class KernelResult:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "polca_nb" / "kernelbench_extensions"
+
+
+def timing_lock_path() -> Path:
+    """Machine-wide lock file that serializes the timing phase of concurrent evaluations."""
+    return Path(tempfile.gettempdir()) / "polca_nb_kernelbench_timing.lock"
 
 
 class _BuildCache:
@@ -165,9 +171,12 @@ class _BuildCache:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
     def commit(self, directory: Path, built: bool) -> None:
-        if built:
+        """Keep the entry only if the candidate loaded and it actually built something (pure-torch
+        candidates leave the directory empty: nothing to cache)."""
+        if built and any(p.name != self.OK_MARKER for p in directory.iterdir()):
             (directory / self.OK_MARKER).touch()
         else:
+            # The entry's .lock file stays: unlinking a lock others may be waiting on breaks flock.
             shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -244,6 +253,7 @@ def evaluate_kernel(
     num_threads: int | None = None,
     cache: bool = True,
     cache_dir: str | Path | None = None,
+    exclusive_timing: bool = True,
 ) -> KernelResult:
     """Build, check and time `source` (a module defining ModelNew) against `task` in a child process.
 
@@ -251,6 +261,7 @@ def evaluate_kernel(
     ValueError on bad arguments, BackendUnavailable if the backend cannot run here, and
     KernelEvalError if the harness fails before the candidate's code runs.
     `memory_mb` caps the heap of the worker and of each process it starts (compilers included).
+    `exclusive_timing` makes concurrent evaluations on this machine take turns for the timing phase.
     """
     check_backend(backend)
     if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
@@ -287,6 +298,7 @@ def evaluate_kernel(
         "seed": int(seed), "num_correct_trials": num_correct_trials, "num_warmup": num_warmup,
         "num_perf_trials": num_perf_trials, "atol": float(atol), "rtol": float(rtol),
         "memory_mb": memory_mb, "num_threads": num_threads,
+        "timing_lock_path": str(timing_lock_path()) if exclusive_timing else None,
     }
     with tempfile.TemporaryDirectory(prefix="polca_kb_") as tmp:
         workdir = Path(tmp)
@@ -416,6 +428,7 @@ class KernelBenchEvaluator:
     num_threads: int | None = None
     cache: bool = True
     cache_dir: str | Path | None = None
+    exclusive_timing: bool = True
     results: list[KernelResult] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -432,6 +445,6 @@ class KernelBenchEvaluator:
             task, params[PARAM_NAME], self.backend, timeout_s=self.timeout_s, memory_mb=self.memory_mb, seed=seed,
             num_correct_trials=self.num_correct_trials, num_warmup=self.num_warmup,
             num_perf_trials=self.num_perf_trials, num_threads=self.num_threads, cache=self.cache,
-            cache_dir=self.cache_dir)
+            cache_dir=self.cache_dir, exclusive_timing=self.exclusive_timing)
         self.results.append(result)
         return Evaluation(score=result.speedup, feedback=result.feedback, output=json.dumps(result.summary()))
