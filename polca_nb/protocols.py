@@ -9,7 +9,7 @@ resamples apart.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import Callable, Iterator, Mapping, Protocol, Sequence, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -71,16 +71,17 @@ class Embedder(Protocol):
 
 
 class Executor(Protocol):
-    """Runs independent calls; results come back in input order so runs stay deterministic."""
+    """Runs independent calls; yields results lazily in input order, so the caller can log each
+    result as soon as it and its predecessors are done, and runs stay deterministic."""
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]: ...
 
 
 class SerialExecutor:
     """Runs calls one after another in the caller's thread."""
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        return [fn(item) for item in items]
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+        return (fn(item) for item in items)
 
 
 class ThreadExecutor:
@@ -91,11 +92,12 @@ class ThreadExecutor:
             raise ValueError(f"max_workers must be >= 1, got {max_workers}")
         self.max_workers = max_workers
 
-    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
         if len(items) <= 1 or self.max_workers == 1:
-            return [fn(item) for item in items]
+            yield from (fn(item) for item in items)
+            return
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(fn, items))
+            yield from pool.map(fn, items)
 
 
 def as_executor(executor: Executor | int | None) -> Executor:

@@ -107,9 +107,8 @@ def evaluate_examples(
             log.warning("evaluator raised on candidate %s, example %s: %r", candidate.id, examples[i].id, exc)
             return Evaluation(0.0, f"Evaluation error: {type(exc).__name__}: {exc}")
 
-    results = executor.map(run_one, list(range(len(examples))))
     rollouts = []
-    for ex, seed, res in zip(examples, seeds, results):
+    for ex, seed, res in zip(examples, seeds, executor.map(run_one, list(range(len(examples))))):
         rollout = Rollout(ex.id, float(res.score), res.feedback, step, source, res.output, seed)
         rollouts.append(rollout)
         log_.emit({"type": "evaluation", "step": step, "source": source, "candidate_id": candidate.id,
@@ -196,9 +195,8 @@ def propose(
             log.warning("proposer raised for candidate %s: %r", eb.candidate.id, exc)
             return (None, f"{type(exc).__name__}: {exc}")
 
-    results = executor.map(run_one, list(range(len(jobs))))
     proposals: list[Proposal] = []
-    for (eb, p), (params_list, error) in zip(jobs, results):
+    for (eb, p), (params_list, error) in zip(jobs, executor.map(run_one, list(range(len(jobs))))):
         batch_index = eb.batch_index * num_proposals + p
         if error is not None or params_list is None:
             log_.emit({"type": "proposal_error", "step": step, "parent_id": eb.candidate.id,

