@@ -7,6 +7,7 @@ so those and the timeout tests are marked slow.
 from __future__ import annotations
 
 import os
+import signal
 import textwrap
 import time
 from pathlib import Path
@@ -150,7 +151,10 @@ def test_hanging_kernel_is_killed_with_its_process_group_at_the_timeout(tmp_path
     deadline = time.monotonic() + 5.0
     while not _process_gone(grandchild) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _process_gone(grandchild), f"grandchild {grandchild} survived the timeout"
+    survived = not _process_gone(grandchild)
+    if survived:  # clean up before failing, so a regression never leaks a process
+        os.kill(grandchild, signal.SIGKILL)
+    assert not survived, f"grandchild {grandchild} survived the timeout"
 
 
 @pytest.mark.slow
