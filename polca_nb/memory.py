@@ -92,18 +92,44 @@ class UCBPriority:
         return min(max(mean + bonus, lo), hi)
 
 
+@dataclass(frozen=True)
+class NewestFirst:
+    """Always explore the latest candidate: with K=1 and no eps-Net this is sequential updating."""
+
+    name: str = field(default="newest", init=False)
+
+    def __call__(self, candidate: Candidate, t: int) -> float:
+        return float(candidate.id)
+
+
+@dataclass(frozen=True)
+class OldestFirst:
+    """Always explore the seed program: with K=1 this is best-of-N sampling from the seed."""
+
+    name: str = field(default="oldest", init=False)
+
+    def __call__(self, candidate: Candidate, t: int) -> float:
+        return -float(candidate.id)
+
+
+PRIORITY_NAMES = ("mean", "ucb", "newest", "oldest")
+
+
 def make_priority(
     rule: str | PriorityRule, score_range: ScoreRange | None = None, ucb_c: float = 1.0
 ) -> PriorityRule:
-    """String-or-object: "mean" or "ucb" build the built-in rules; an object is used as is."""
+    """String-or-object: a name from PRIORITY_NAMES builds a built-in rule; an object is used as is."""
     if isinstance(rule, str):
         if rule == "mean":
             return MeanPriority(score_range)
         if rule == "ucb":
             return UCBPriority(score_range, ucb_c)
-        raise ValueError(f"priority must be 'mean', 'ucb' or a PriorityRule object, got {rule!r}")
-    if not callable(rule):
-        raise ValueError(f"priority must be 'mean', 'ucb' or a PriorityRule object, got {rule!r}")
+        if rule == "newest":
+            return NewestFirst()
+        if rule == "oldest":
+            return OldestFirst()
+    if isinstance(rule, str) or not callable(rule):
+        raise ValueError(f"priority must be one of {PRIORITY_NAMES} or a PriorityRule object, got {rule!r}")
     return rule
 
 

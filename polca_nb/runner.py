@@ -139,6 +139,7 @@ class IterationStats:
     memory_size: int
     admitted: int
     rejected: int
+    newest_id: int
     test_score: float | None = None
 
 
@@ -255,7 +256,8 @@ def iterate(
                                  step=t, rng=rng, log_=log_, executor=executor)
         spent = spent.add(test_calls=len(problem.testset) * config.test_repeats)
     stats = IterationStats(t, spent.metric_calls, best.id, best.mean, best.n, len(memory),
-                           len(admitted), sum(1 for d in decisions if not d.admitted), test_score)
+                           len(admitted), sum(1 for d in decisions if not d.admitted),
+                           max(memory.candidates), test_score)
     log_.emit({"type": "iteration", **asdict(stats), "explored": [c.id for c in fresh]})
     return SearchState(t + 1, memory, context, state.next_id + len(proposals), spent, rng,
                        state.history + [stats])
