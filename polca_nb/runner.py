@@ -163,7 +163,7 @@ class SearchState:
             "next_id": self.next_id,
             "spent": asdict(self.spent),
             "rng": self.rng.bit_generator.state,
-            "history": [asdict(h) for h in self.history],
+            "history": [dict(vars(h)) for h in self.history],
         }
 
     @classmethod
@@ -317,10 +317,11 @@ def polca(
                 break
             new_state.spent = new_state.spent.add(seconds=time.perf_counter() - started)
             before, state = state, new_state
-            payload = {"meta": meta, "state": state.to_checkpoint()}
-            if extra_log is not None:
-                payload["extra"] = extra_log()
-            log_.save_checkpoint(payload)
+            if log_.directory is not None:
+                payload = {"meta": meta, "state": state.to_checkpoint()}
+                if extra_log is not None:
+                    payload["extra"] = extra_log()
+                log_.save_checkpoint(payload)
             if on_iteration is not None:
                 on_iteration(state)
             _advance(bar, config.budget, before, state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal, Mapping
 
 import numpy as np
@@ -83,14 +84,15 @@ class Candidate:
     def n(self) -> int:
         return len(self.rollouts)
 
-    @property
+    # Cached: priorities and rankings read these many times per iteration, and rollouts never change.
+    @cached_property
     def mean(self) -> float | None:
         """Empirical mean score, or None before the first evaluation."""
         if not self.rollouts:
             return None
         return math.fsum(r.score for r in self.rollouts) / len(self.rollouts)
 
-    @property
+    @cached_property
     def variance(self) -> float | None:
         """Population variance of the scores (ddof=0), or None before the first evaluation."""
         mean = self.mean
@@ -105,6 +107,11 @@ class Candidate:
         return replace(self, embedding=np.asarray(embedding, dtype=np.float64))
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (cached: a checkpoint serialises every unchanged candidate again)."""
+        return self._as_dict
+
+    @cached_property
+    def _as_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "params": dict(self.params),
