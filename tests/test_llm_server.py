@@ -7,9 +7,11 @@ import importlib.util
 import os
 import signal
 import stat
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +75,104 @@ def test_a_binary_that_never_becomes_healthy_hits_the_deadline_and_is_killed(tmp
     with pytest.raises(LocalServerError, match="timed out after 0.5 s"):
         server.start()
     assert not server.is_running() and server.pid is None
+
+
+FAKE_SERVER = """
+import http.server, sys
+port = int(sys.argv[sys.argv.index("--port") + 1])
+
+class Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404)
+        self.end_headers()
+        self.wfile.write(b'{"status":"ok"}')
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("127.0.0.1", port), Health).serve_forever()
+"""
+
+
+@pytest.fixture
+def fake_binary(tmp_path):
+    """A stand-in llama-server that only answers /health: lifecycle tests without the model."""
+    path = tmp_path / "fake-llama-server"
+    path.write_text(f"#!{sys.executable}\n{FAKE_SERVER}")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def _fake_settings(binary, tmp_path, **overrides):
+    return ServerSettings(binary=binary, model=tmp_path / "m.gguf", log_dir=tmp_path, stop_timeout_s=2, **overrides)
+
+
+def _wait_gone(pid, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_lifecycle_reuse_recover_and_stop(fake_binary, tmp_path):
+    server = LocalServer(_fake_settings(fake_binary, tmp_path))
+    try:
+        url = server.ensure_running()
+        first_pid = server.pid
+        assert server.ensure_running() == url and server.starts == 1
+        assert server.recover(url) == url and server.starts == 1  # healthy: a blip, no restart
+        os.kill(first_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while server.is_running() and time.monotonic() < deadline:  # is_running() also reaps the zombie
+            time.sleep(0.05)
+        new_url = server.recover(url)
+        assert server.starts == 2 and server.pid not in (None, first_pid) and server.healthy()
+        assert server.recover(url) == new_url and server.starts == 2  # another thread already recovered
+    finally:
+        pid = server.pid
+        server.stop()
+    assert server.pid is None and _wait_gone(pid)
+
+
+def test_a_server_started_from_a_finished_thread_keeps_running(fake_binary, tmp_path):
+    server = LocalServer(_fake_settings(fake_binary, tmp_path))
+    try:
+        starter = threading.Thread(target=server.ensure_running)
+        starter.start()
+        starter.join(timeout=30)
+        time.sleep(0.5)
+        assert server.healthy()
+    finally:
+        server.stop()
+
+
+def test_the_server_dies_with_a_killed_parent(fake_binary, tmp_path):
+    parent_code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from polca_nb.llm import LocalServer, ServerSettings\n"
+        f"s = LocalServer(ServerSettings(binary=Path({str(fake_binary)!r}), model=Path('m.gguf'), "
+        f"log_dir=Path({str(tmp_path)!r})))\n"
+        "s.start(); print(s.pid, flush=True); time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    child_pid = None
+    try:
+        child_pid = int(parent.stdout.readline())
+        parent.kill()  # SIGKILL: no atexit handler runs
+        parent.wait(timeout=10)
+        assert _wait_gone(child_pid), "llama-server outlived its killed parent"
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+        parent.stdout.close()
+        if child_pid is not None and not _wait_gone(child_pid, 0.1):
+            os.kill(child_pid, signal.SIGKILL)
 
 
 def test_settings_reject_bad_values():

@@ -9,10 +9,15 @@ shared/notes/offline-stack.md).
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
+import ctypes
 import importlib.util
 import os
+import queue
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -123,6 +128,54 @@ class ServerSettings:
 _live_servers: "weakref.WeakSet[LocalServer]" = weakref.WeakSet()
 
 
+class _Spawner:
+    """Starts child processes that die with this interpreter, even when it is SIGKILLed (a test
+    timeout, a crashed kernel), where atexit never runs.
+
+    Linux delivers PR_SET_PDEATHSIG when the *thread* that forked the child exits, so every child is
+    forked by one daemon thread that lives as long as the process; forking from a short-lived worker
+    thread would kill the server when that worker finishes. Elsewhere it is a plain Popen.
+    """
+
+    _PR_SET_PDEATHSIG = 1
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._prctl = None
+        if sys.platform.startswith("linux"):
+            try:
+                self._prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded before any fork
+            except (OSError, AttributeError):
+                self._prctl = None
+
+    def _set_death_signal(self) -> None:  # runs in the child between fork and exec
+        self._prctl(self._PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    def popen(self, command: list[str], timeout_s: float, **kwargs) -> subprocess.Popen:
+        if self._prctl is None:
+            return subprocess.Popen(command, **kwargs)
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="polca-llama-spawner", daemon=True)
+                self._thread.start()
+        self._requests.put((command, kwargs, done))
+        return done.result(timeout=timeout_s)
+
+    def _serve(self) -> None:
+        while True:
+            command, kwargs, done = self._requests.get()
+            try:
+                done.set_result(subprocess.Popen(command, preexec_fn=self._set_death_signal, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                done.set_exception(exc)
+
+
+_spawner = _Spawner()
+
+
 @dataclass(eq=False)
 class LocalServer:
     """One llama-server child process. Thread-safe; `ensure_running()` is cheap when it is up.
@@ -227,8 +280,8 @@ class LocalServer:
             self._log_path = log_dir / f"llama-server-{os.getpid()}-{port}.log"
             with open(self._log_path, "ab") as log:
                 # Own session: a notebook interrupt (SIGINT to the kernel's group) must not kill it.
-                self._process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                self._process = _spawner.popen(
+                    command, s.startup_timeout_s, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
             url = f"http://{s.host}:{port}"
