@@ -1,0 +1,316 @@
+"""HotpotQA benchmark: loader, scoring and feedback, prompt format, token meter, cost arithmetic,
+downloader format, and a scripted (no server) run of the POLCA loop."""
+
+import hashlib
+import json
+import math
+import sys
+import types
+
+import pytest
+
+from polca_nb.benchmarks import hotpotqa as hq
+from polca_nb.data import data_dir
+from polca_nb.llm.base import LLMReply, ScriptedLLM
+from polca_nb.llm.config import Price
+from polca_nb.types import Example
+
+SHARED_FILE = data_dir() / hq.DATA_FILE
+needs_shared = pytest.mark.skipif(not SHARED_FILE.is_file(), reason=f"{SHARED_FILE} not present")
+
+
+def record(question, answer, titles, sentences, supporting=()):
+    return {"question": question, "answer": answer, "type": "bridge", "level": "hard",
+            "supporting_facts": {"title": list(supporting), "sent_id": [0] * len(supporting)},
+            "context": {"title": list(titles), "sentences": [list(s) for s in sentences]}}
+
+
+RECORDS = [
+    record("Which city is the capital of France?", "Paris",
+           ["Rome", "France", "Berlin", "Paris"],
+           [["Rome is in Italy."], ["France is a country.", "Its capital is Paris."], ["Berlin is big."],
+            ["Paris is a city."]], supporting=["France", "Paris"]),
+    record("Is water wet?", "yes", ["Water", "Fire"], [["Water is wet."], ["Fire is hot."]], supporting=["Water"]),
+    record("Who wrote Hamlet?", "William Shakespeare", ["Hamlet", "Globe"],
+           [["Hamlet is a play by William Shakespeare."], ["The Globe is a theatre."]], supporting=["Hamlet"]),
+    record("What colour is the sky?", "blue", ["Sky", "Grass"], [["The sky is blue."], ["Grass is green."]],
+           supporting=["Sky"]),
+]
+
+
+@pytest.fixture
+def data_folder(tmp_path, monkeypatch):
+    """A data folder holding the hand-made records, found through $POLCA_DATA_DIR."""
+    path = tmp_path / hq.DATA_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(RECORDS), encoding="utf-8")
+    monkeypatch.setenv("POLCA_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(hq, "PROJECT_ROOT", tmp_path / "no-project")
+    return tmp_path
+
+
+# --- loader ----------------------------------------------------------------------------------------
+def test_loader_reads_records_in_file_order(data_folder):
+    examples = hq.load_examples(3)
+    assert [ex.id for ex in examples] == ["hotpot000", "hotpot001", "hotpot002"]
+    first = examples[0].data
+    assert first.question == RECORDS[0]["question"] and first.answer == "Paris"
+    assert first.titles == ("Rome", "France", "Berlin", "Paris")
+    assert first.sentences[1] == ("France is a country.", "Its capital is Paris.")
+    assert first.supporting_titles == ("France", "Paris")
+
+
+def test_loader_missing_file_names_both_ways_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLCA_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(hq, "PROJECT_ROOT", tmp_path / "no-project")
+    with pytest.raises(FileNotFoundError) as info:
+        hq.load_examples()
+    message = str(info.value)
+    assert "POLCA_DATA_DIR" in message and hq.DATA_FILE in message
+    assert "python -m polca_nb.benchmarks.hotpotqa download" in message
+    assert str(tmp_path / "empty") in message
+
+
+def test_loader_rejects_bad_n_and_malformed_records(data_folder, tmp_path):
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="n "):
+            hq.load_examples(bad)
+    with pytest.raises(ValueError, match="more than the 4 examples"):
+        hq.load_examples(5)
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps([{"question": "q?", "answer": "a"}]))
+    with pytest.raises(ValueError, match="record 0 is malformed"):
+        hq.load_examples(1, path=broken)
+    empty_answer = tmp_path / "empty_answer.json"
+    empty_answer.write_text(json.dumps([record("q?", " . ", ["T"], [["s"]])]))
+    with pytest.raises(ValueError, match="answer"):
+        hq.load_examples(1, path=empty_answer)
+
+
+@needs_shared
+def test_shared_file_is_the_papers_hundred_tasks():
+    raw = SHARED_FILE.read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == hq.DATA_SHA256
+    examples = hq.load_examples(100, path=SHARED_FILE)
+    records = json.loads(raw)
+    assert len(examples) == 100 and len({ex.id for ex in examples}) == 100
+    assert all(ex.data.question == r["question"] and ex.data.answer == r["answer"]
+               for ex, r in zip(examples, records))
+    # ten paragraphs each, except task 27, which HotpotQA ships with only its two gold paragraphs
+    assert [i for i, ex in enumerate(examples) if len(ex.data.titles) != 10] == [27]
+    assert all(set(ex.data.supporting_titles) <= set(ex.data.titles) for ex in examples)
+    assert examples[-1].data.answer == "no"  # "Are Yingkou and Fuding the same level of city?"
+
+
+# --- scoring and feedback --------------------------------------------------------------------------
+@pytest.mark.parametrize("output, answer, correct", [
+    ("Paris", "Paris", True),
+    ("paris", "PARIS", True),                              # case
+    ("  Paris.  ", "Paris", True),                         # whitespace, trailing period
+    ("Yes!?", "yes", True),                                # several trailing marks
+    ("yes", "Yes.", True),                                 # the answer is normalised too
+    ("The capital is Paris, of course", "Paris", True),    # substring rule
+    ("It is William Shakespeare;", "William Shakespeare", True),
+    ("Greenwich Village", "Greenwich Village, New York City", False),  # output inside answer is not enough
+    ("3677 seated", "3,677 seated", False),                # inner punctuation is kept
+    ("Lyon", "Paris", False),
+    ("", "Paris", False),
+    ("Paris!", "Paris!", True),
+    ("No idea", "no", True),                               # the lenient substring rule, as in the paper
+])
+def test_is_correct(output, answer, correct):
+    assert hq.is_correct(output, answer) is correct
+
+
+def test_normalize_answer_strips_only_trailing_punctuation():
+    assert hq.normalize_answer("  U.S.A.  ") == "u.s.a"
+    assert hq.normalize_answer("...Yes") == "...yes"
+    assert hq.normalize_answer("Hello, world:;") == "hello, world"
+    with pytest.raises(ValueError, match="text must be a str"):
+        hq.normalize_answer(None)
+    with pytest.raises(ValueError, match="answer must be non-empty"):
+        hq.is_correct("x", " ?! ")
+
+
+def test_feedback_text_formats():
+    q = hq.parse_record(RECORDS[0], 0)
+    good = hq.score_output("It is Paris.", q)
+    assert (good.score, good.feedback, good.output) == (1.0, "Correct.", "It is Paris.")
+    bad = hq.score_output("Lyon", q)
+    context = ("Paragraph 1 (Rome):\nRome is in Italy.\n\nParagraph 2 (France):\nFrance is a country. Its capital "
+               "is Paris.\n\nParagraph 3 (Berlin):\nBerlin is big.\n\nParagraph 4 (Paris):\nParis is a city.")
+    assert bad.score == 0.0 and bad.output == "Lyon"
+    assert bad.feedback == (f"Incorrect. Expected: 'Paris', Got: 'Lyon'.\nContext: {context}\n"
+                            f"Question: Which city is the capital of France?\n{hq.FEEDBACK_CLOSING}")
+    assert hq.FEEDBACK_CLOSING.startswith("Identify the failure mode and update meta_instructions")
+    # the feedback shows the context the program saw
+    short = hq.score_output("Lyon", q, max_paragraphs=2)
+    assert "Rome" not in short.feedback and "Paragraph 2 (Paris)" in short.feedback
+
+
+# --- prompt format ---------------------------------------------------------------------------------
+def test_prompt_format_is_the_harness_format():
+    q = hq.parse_record(RECORDS[1], 1)
+    expected = ("Be brief.\n\nContext:\nParagraph 1 (Water):\nWater is wet.\n\nParagraph 2 (Fire):\nFire is hot."
+                "\n\nQuestion: Is water wet?\n\nAnswer:")
+    assert hq.build_prompt("Be brief.", q.context(), q.question) == expected
+    llm = ScriptedLLM(replies=["Yes."])
+    evaluation = hq.HotpotQAEvaluator(llm)({"meta_instructions": "Be brief."}, Example("x", q), seed=1234)
+    assert evaluation.score == 1.0
+    (call,) = llm.calls
+    assert call["messages"] == [{"role": "user", "content": expected}]
+    assert call["system"] == "" and call["role"] == "task"
+    assert call["temperature"] == 0.1 and call["sample_id"] == 1234
+
+
+def test_shortened_context_keeps_supporting_paragraphs_in_order():
+    q = hq.parse_record(RECORDS[0], 0)
+    assert [t for t, _ in q.paragraphs(None)] == ["Rome", "France", "Berlin", "Paris"]
+    assert [t for t, _ in q.paragraphs(3)] == ["Rome", "France", "Paris"]
+    assert [t for t, _ in q.paragraphs(1)] == ["France", "Paris"]  # supporting ones are never dropped
+    assert q.context(2).startswith("Paragraph 1 (France):\n") and "Paragraph 2 (Paris):" in q.context(2)
+    with pytest.raises(ValueError, match="max_paragraphs"):
+        q.paragraphs(0)
+    with pytest.raises(ValueError, match="max_paragraphs"):
+        hq.HotpotQAEvaluator(ScriptedLLM(), max_paragraphs=0)
+
+
+def test_evaluator_rejects_params_without_meta_instructions():
+    q = hq.parse_record(RECORDS[1], 1)
+    with pytest.raises(ValueError, match="meta_instructions"):
+        hq.HotpotQAEvaluator(ScriptedLLM(replies=["yes"]))({"prompt": "x"}, Example("x", q), seed=0)
+
+
+# --- token meter and cost --------------------------------------------------------------------------
+class TokenCountingLLM:
+    """Replies 'ok' and reports 1 input token per 4 prompt characters (cached or not alike)."""
+
+    ledger = "the inner ledger"
+
+    def complete(self, *, system, messages, role, max_tokens=1024, temperature=0.0, sample_id=0, tools=None,
+                 stop=None):
+        chars = len(system) + sum(len(m["content"]) for m in messages)
+        return LLMReply("ok", input_tokens=chars // 4, output_tokens=3, cached=sample_id % 2 == 1)
+
+
+def test_token_meter_counts_every_reply_per_role():
+    meter = hq.TokenMeter(TokenCountingLLM())
+    for i in range(3):
+        meter.complete(system="", messages=[{"role": "user", "content": "x" * 40}], role="task", sample_id=i)
+    meter.complete(system="sys!", messages=[{"role": "user", "content": "y" * 16}], role="proposer")
+    task, proposer = meter.usage["task"], meter.usage["proposer"]
+    assert (task.requests, task.prompt_chars, task.input_tokens, task.output_tokens) == (3, 120, 30, 9)
+    assert task.per_request() == (10.0, 3.0) and task.tokens_per_char() == 0.25
+    assert (proposer.requests, proposer.prompt_chars, proposer.input_tokens) == (1, 20, 5)
+    assert meter.ledger == "the inner ledger"  # other attributes come from the wrapped client
+    assert all(math.isnan(v) for v in hq.RoleTokens().per_request())
+
+
+def test_paper_call_counts_and_cost():
+    paper = hq.PRESETS["paper"]
+    assert (paper.n_examples, paper.iterations, paper.num_candidates, paper.batch_size, paper.eps,
+            paper.test_every, paper.test_repeats, len(paper.seeds)) == (100, 100, 5, 2, 0.1, 10, 5, 3)
+    counts = hq.max_calls_per_seed(paper)
+    # 100 iterations x (10 exploration + <=10 validation) = the paper's ~2000 metric calls, plus
+    # 11 test passes (seed program + every 10 iterations) x 100 tasks x 5 evaluations
+    assert counts == {"task": 2000 + 11 * 500, "proposer": 500, "summarizer": 100}
+    estimate = hq.estimate_cost(paper, {"task": (1000, 10), "proposer": (2000, 500), "summarizer": (3000, 300)},
+                                Price(3.0, 15.0))
+    expected_task = 3 * 7500 * (1000 * 3.0 + 10 * 15.0) / 1e6
+    assert estimate.usd["task"] == pytest.approx(expected_task)
+    assert estimate.total_usd == pytest.approx(expected_task + 3 * 500 * (2000 * 3 + 500 * 15) / 1e6
+                                               + 3 * 100 * (3000 * 3 + 300 * 15) / 1e6)
+    with pytest.raises(ValueError, match="lacks roles"):
+        hq.estimate_cost(paper, {"task": (1, 1)}, Price(1.0, 1.0))
+
+
+def test_preset_validation_names_the_field():
+    with pytest.raises(ValueError, match="HotpotPreset.n_examples"):
+        hq.HotpotPreset("x", n_examples=101, iterations=1, seeds=(0,))
+    with pytest.raises(ValueError, match="HotpotPreset.batch_size"):
+        hq.HotpotPreset("x", n_examples=2, iterations=1, seeds=(0,), batch_size=3)
+    with pytest.raises(ValueError, match="HotpotPreset.seeds"):
+        hq.HotpotPreset("x", n_examples=2, iterations=1, seeds=())
+    with pytest.raises(ValueError, match="HotpotPreset.eps"):
+        hq.HotpotPreset("x", n_examples=2, iterations=1, seeds=(0,), eps=-0.1)
+
+
+# --- downloader ------------------------------------------------------------------------------------
+def test_download_without_datasets_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(ModuleNotFoundError, match="pip install datasets"):
+        hq.download(2, tmp_path / "out.json")
+
+
+@needs_shared
+def test_download_writes_the_shared_files_bytes(monkeypatch, tmp_path):
+    """Fed HF-style rows (with the `id` field the shared file lacks), the writer reproduces the file."""
+    rows = [{"id": f"id{i}", **r} for i, r in enumerate(json.loads(SHARED_FILE.read_text(encoding="utf-8")))]
+    asked = {}
+
+    def load_dataset(name, config, split, streaming):
+        asked.update(name=name, config=config, split=split, streaming=streaming)
+        return iter(rows + [{"id": "extra"}])  # the writer must stop after n rows
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    out = hq.download(100, tmp_path / "hotpot.json")
+    assert asked == {"name": "hotpotqa/hotpot_qa", "config": "distractor", "split": "validation", "streaming": True}
+    assert hq.sha256_of(out) == hq.DATA_SHA256
+
+
+# --- the loop with scripted models (no server) -----------------------------------------------------
+KEYWORD = "Quote the exact answer."
+
+
+def scripted_models(examples):
+    """Task model: right iff the meta-instructions carry KEYWORD. Proposer: adds KEYWORD. Summarizer: fixed."""
+    answers = {ex.data.question: ex.data.answer for ex in examples}
+
+    def reply(request):
+        text = request["messages"][0]["content"]
+        if request["role"] == "task":
+            instructions = text.split("\n\nContext:\n")[0]
+            question = text.rsplit("Question: ", 1)[1].removesuffix("\n\nAnswer:")
+            return f"It is {answers[question]}." if KEYWORD in instructions else "I cannot tell."
+        if request["role"] == "proposer":
+            return f'The answers were vague.\n<param name="meta_instructions">\n{KEYWORD}\n</param>'
+        return "<summary>Quote answers exactly.</summary>"
+
+    return ScriptedLLM(replies=reply)
+
+
+def test_scripted_loop_learns_the_keyword_and_records_test_curve(data_folder):
+    examples = hq.load_examples(4)
+    llm = scripted_models(examples)
+    preset = hq.HotpotPreset("tiny", n_examples=4, iterations=3, seeds=(0,), num_candidates=2, batch_size=2,
+                             eps=0.0, use_summarizer=True, test_every=1, test_repeats=2)
+    run = hq.run_seed(preset, llm, seed=5, embedder=None, examples=examples)
+
+    assert run.initial_test == 0.0
+    assert run.best_instructions == KEYWORD and run.result.best.mean == 1.0
+    points = run.test_points()
+    assert [p[0] for p in points] == [0, 1, 2] and [p[1] for p in points] == [2, 4, 6]
+    assert points[-1][3] == 1.0
+    curve = run.best_so_far("eval_step")
+    assert curve[0].metric_calls == 0 and curve[0].score == 0.0
+    assert [p.score for p in curve] == sorted(p.score for p in curve)  # running max never decreases
+    assert [p.metric_calls for p in run.best_so_far("metric_calls")][1:] == [p[2] for p in points]
+
+    roles = [c["role"] for c in llm.calls]
+    assert roles.count("proposer") >= 1 and roles.count("summarizer") >= 1
+    # every rollout the loop logged was one task call whose sample_id is that evaluation's seed
+    task_ids = {c["sample_id"] for c in llm.calls if c["role"] == "task"}
+    logged = [e for e in run.result.events if e["type"] == "evaluation"]
+    assert logged and {e["seed"] for e in logged} <= task_ids
+    assert all(c["temperature"] == 0.1 for c in llm.calls if c["role"] == "task")
+    # one initial test pass + 3 tests, 4 tasks x 2 repeats each, plus the logged search rollouts
+    assert roles.count("task") == 4 * 8 + run.result.spent.metric_calls
+
+
+def test_make_config_applies_overrides():
+    preset = hq.PRESETS["paper"]
+    config = hq.make_config(preset, eps=0.0, use_summarizer=False, num_candidates=3)
+    assert (config.eps, config.use_summarizer, config.num_candidates, config.batch_size) == (0.0, False, 3, 2)
+    assert config.budget.max_iterations == 100 and config.test_every == 10 and config.test_repeats == 5
+    capped = hq.make_config(hq.HotpotPreset("x", n_examples=4, iterations=9, seeds=(0,), max_metric_calls=40))
+    assert capped.budget.max_metric_calls == 40 and capped.budget.max_iterations is None
