@@ -1,0 +1,36 @@
+"""Peer optimizers (GEPA, OpenEvolve) and POLCA's loop baselines in one harness, one budget unit.
+
+    from polca_nb.baselines import run_baseline, program_curve
+    result = run_baseline("gepa", problem, llm, budget=200, seed=0)
+    curve = program_curve(result, score=lambda params: ...)
+
+`gepa` and `openevolve` are optional dependencies (the `baselines` extra); they are imported only when
+those methods run.
+"""
+
+from .accounting import (
+    BudgetExhausted,
+    MeteredEvaluator,
+    MethodResult,
+    ProgramPoint,
+    RoleCountingLLM,
+    from_run_result,
+    held_out_score,
+    program_curve,
+)
+from .registry import ALL_METHODS, PEERS, default_config, run_baseline
+
+__all__ = [
+    "ALL_METHODS",
+    "BudgetExhausted",
+    "MeteredEvaluator",
+    "MethodResult",
+    "PEERS",
+    "ProgramPoint",
+    "RoleCountingLLM",
+    "default_config",
+    "from_run_result",
+    "held_out_score",
+    "program_curve",
+    "run_baseline",
+]

@@ -1,0 +1,263 @@
+"""GEPA (the real `gepa` package) on a polca_nb Problem, under the same metric-call budget.
+
+    result = run_gepa(problem, llm, budget=200, seed=0)
+
+- `ProblemAdapter` implements GEPA's adapter protocol over our evaluator: `evaluate` returns one score
+  and one trajectory (example + Evaluation) per example; `make_reflective_dataset` turns our feedback
+  into GEPA's {"Inputs", "Generated Outputs", "Feedback"} records.
+- The reflection LM is our `LLM` (role "proposer"), so its calls are cached and show in the ledger;
+  `sample_id` = seed * 1_000_000 + call index keeps resamples distinct and reruns cached.
+- Every evaluation goes through one `MeteredEvaluator` capped at `budget`. GEPA's own stopper only
+  checks between iterations, so the meter refuses the call that would overspend and the run stops there;
+  the result is GEPA's own choice (`GEPAResult.best_idx`) over the candidates completed by then.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+
+from ..llm.base import LLM
+from ..roles.templates import InputRenderer, default_input_text
+from ..runner import Problem
+from ..types import Example, Params
+from .accounting import BudgetExhausted, MeteredEvaluator, MethodResult, ProgramPoint, RoleCountingLLM
+
+SAMPLE_ID_STRIDE = 1_000_000
+"""Reflection call k of the run with seed s uses sample_id s * SAMPLE_ID_STRIDE + k."""
+
+
+@dataclass(frozen=True)
+class GepaSettings:
+    """GEPA's knobs we expose; defaults are GEPA's own (api.py), except the reflection LM sampling."""
+
+    reflection_minibatch_size: int = 3
+    candidate_selection_strategy: Literal["pareto", "current_best", "epsilon_greedy", "top_k_pareto"] = "pareto"
+    module_selector: Literal["round_robin", "all"] = "round_robin"
+    skip_perfect_score: bool = True
+    perfect_score: float | None = None  # None: the problem's score_range maximum (1.0 without one)
+    use_merge: bool = False
+    max_tokens: int = 1024
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reflection_minibatch_size, int) or self.reflection_minibatch_size < 1:
+            raise ValueError(f"reflection_minibatch_size must be a positive int, got {self.reflection_minibatch_size!r}")
+        if self.candidate_selection_strategy not in ("pareto", "current_best", "epsilon_greedy", "top_k_pareto"):
+            raise ValueError(f"candidate_selection_strategy is invalid: {self.candidate_selection_strategy!r}")
+        if self.module_selector not in ("round_robin", "all"):
+            raise ValueError(f"module_selector must be 'round_robin' or 'all', got {self.module_selector!r}")
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive int, got {self.max_tokens!r}")
+        if not isinstance(self.temperature, (int, float)) or not 0.0 <= self.temperature <= 2.0:
+            raise ValueError(f"temperature must be a number in [0, 2], got {self.temperature!r}")
+
+
+@dataclass
+class ReflectionLM:
+    """GEPA's `LanguageModel` (prompt -> text) over our `LLM`, with the token totals GEPA's cost stopper reads."""
+
+    llm: LLM
+    seed: int
+    max_tokens: int
+    temperature: float
+    calls: int = 0
+    total_tokens_in: int = 0
+    total_tokens_out: int = 0
+    total_cost: float = 0.0  # USD is kept by our ledger; GEPA only needs the attribute
+
+    def __call__(self, prompt: str | list[dict[str, Any]]) -> str:
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+        sample_id = self.seed * SAMPLE_ID_STRIDE + self.calls
+        self.calls += 1
+        reply = self.llm.complete(system="", messages=messages, role="proposer", max_tokens=self.max_tokens,
+                                  temperature=float(self.temperature), sample_id=sample_id)
+        self.total_tokens_in += reply.input_tokens
+        self.total_tokens_out += reply.output_tokens
+        return reply.text
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What GEPA keeps per evaluated example (opaque to GEPA, read by make_reflective_dataset)."""
+
+    example: Example
+    score: float
+    feedback: str
+    output: str
+
+
+@dataclass
+class ProblemAdapter:
+    """GEPA's adapter protocol over a metered polca_nb evaluator (GEPA's DataInst is our Example)."""
+
+    meter: MeteredEvaluator
+    render_input: InputRenderer = default_input_text
+    propose_new_texts: None = None  # GEPA's default reflective proposer does the rewriting
+
+    def evaluate(self, batch: list[Example], candidate: dict[str, str], capture_traces: bool = False):
+        from gepa.core.adapter import EvaluationBatch
+
+        evaluations = self.meter.evaluate_batch(dict(candidate), batch)
+        traces = [Trace(ex, e.score, e.feedback, e.output) for ex, e in zip(batch, evaluations)]
+        return EvaluationBatch(outputs=[e.output for e in evaluations], scores=[e.score for e in evaluations],
+                               trajectories=traces if capture_traces else None)
+
+    def make_reflective_dataset(self, candidate: dict[str, str], eval_batch,
+                                components_to_update: list[str]) -> dict[str, list[dict[str, Any]]]:
+        records = [{"Inputs": self.render_input(t.example),
+                    "Generated Outputs": t.output or "(no output)",
+                    "Feedback": f"Score {t.score:.4g}. {t.feedback}".strip()}
+                   for t in (eval_batch.trajectories or [])]
+        # Every component sees the whole run: our evaluator scores the program, not one component.
+        return {name: records for name in components_to_update}
+
+
+class _Recorder:
+    """GEPA callback: keeps the live state and the returned program after every iteration."""
+
+    def __init__(self, meter: MeteredEvaluator) -> None:
+        self.meter = meter
+        self.state: Any = None
+        self.points: list[ProgramPoint] = []
+        self.accepted = 0
+
+    def returned(self) -> Params | None:
+        from gepa.core.result import GEPAResult
+
+        if self.state is None or not self.state.program_candidates:
+            return None
+        result = GEPAResult.from_state(self.state)
+        return dict(result.candidates[result.best_idx])
+
+    def _record(self, iteration: int) -> None:
+        params = self.returned()
+        if params is None:
+            return
+        point = ProgramPoint(iteration, self.meter.calls, params)
+        if self.points and (self.points[-1].metric_calls, self.points[-1].params) == (point.metric_calls, params):
+            self.points[-1] = point  # an iteration that spent nothing and changed nothing
+        else:
+            self.points.append(point)
+
+    def on_iteration_start(self, event: Mapping[str, Any]) -> None:
+        if self.state is None:
+            self.state = event["state"]
+            self._record(0)  # the seed, after its validation pass
+
+    def on_iteration_end(self, event: Mapping[str, Any]) -> None:
+        self.state = event["state"]
+        self._record(self.iteration)
+
+    @property
+    def iteration(self) -> int:
+        """GEPA's own 1-based iteration number (its events report state.i + 1); 0 before the loop."""
+        return int(self.state.i) + 1 if self.state is not None else 0
+
+    def on_candidate_accepted(self, event: Mapping[str, Any]) -> None:
+        self.accepted += 1
+
+
+class _FileLogger:
+    """GEPA's LoggerProtocol, writing to run_dir/gepa_log.txt (or nowhere) instead of stdout."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def log(self, message: str) -> None:
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(message.rstrip() + "\n")
+
+
+def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
+             settings: GepaSettings | None = None, run_dir: str | Path | None = None,
+             render_input: InputRenderer = default_input_text) -> MethodResult:
+    """Run GEPA with at most `budget` metric calls; GEPA's valset is the problem's validation examples.
+
+    Raises ValueError if the budget cannot even pay for GEPA's first validation pass of the seed, or if
+    `run_dir` already holds a GEPA state (GEPA would resume it with a budget our meter never saw).
+    """
+    import gepa
+
+    settings = settings or GepaSettings()
+    valset = list(problem.validation_examples)
+    trainset = list(problem.trainset)
+    if not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be a positive int, got {budget!r}")
+    if budget < len(valset) + 2 * min(settings.reflection_minibatch_size, len(trainset)):
+        raise ValueError(f"budget {budget} is too small for GEPA: the seed's validation pass takes "
+                         f"{len(valset)} calls and one iteration up to "
+                         f"{2 * min(settings.reflection_minibatch_size, len(trainset))} more")
+    directory = None
+    if run_dir is not None:
+        directory = Path(run_dir)
+        if (directory / "gepa_state.bin").exists():
+            raise ValueError(f"run_dir {directory} already holds a GEPA state; use a fresh run_dir")
+        directory.mkdir(parents=True, exist_ok=True)
+    perfect = settings.perfect_score
+    if perfect is None:
+        perfect = problem.score_range[1] if problem.score_range is not None else 1.0
+
+    counting = RoleCountingLLM(llm)
+    meter = MeteredEvaluator(problem.evaluator, budget, np.random.default_rng(seed))
+    reflection = ReflectionLM(counting, seed, settings.max_tokens, settings.temperature)
+    recorder = _Recorder(meter)
+    stop_reason = "max_metric_calls"
+    try:
+        gepa.optimize(
+            seed_candidate=dict(problem.seed_params),
+            trainset=trainset,
+            valset=valset,
+            adapter=ProblemAdapter(meter, render_input),
+            reflection_lm=reflection,
+            candidate_selection_strategy=settings.candidate_selection_strategy,
+            module_selector=settings.module_selector,
+            reflection_minibatch_size=settings.reflection_minibatch_size,
+            skip_perfect_score=settings.skip_perfect_score,
+            perfect_score=perfect,
+            use_merge=settings.use_merge,
+            max_metric_calls=budget,
+            logger=_FileLogger(directory / "gepa_log.txt" if directory else None),
+            run_dir=str(directory) if directory else None,
+            callbacks=[recorder],
+            display_progress_bar=False,
+            seed=seed,
+            raise_on_exception=True,
+        )
+    except BudgetExhausted:
+        stop_reason = "max_metric_calls (refused a call that would overspend)"
+    finally:
+        meter.close()
+    final = recorder.returned()
+    if final is None:  # not even the seed's validation pass completed
+        final = dict(problem.seed_params)
+    points = recorder.points
+    if not points or points[-1].metric_calls != meter.calls or points[-1].params != final:
+        points.append(ProgramPoint(recorder.iteration, meter.calls, final))
+    state = recorder.state
+    details = {
+        "gepa_total_num_evals": int(state.total_num_evals) if state is not None else 0,
+        "iterations": recorder.iteration,
+        "candidates": len(state.program_candidates) if state is not None else 0,
+        "accepted": recorder.accepted,
+        "reflection_calls": reflection.calls,
+        "llm_calls": dict(counting.calls),
+    }
+    if directory is not None:
+        (directory / "summary.json").write_text(json.dumps({"final_params": final, "metric_calls": meter.calls,
+                                                            **details}, indent=1))
+    return MethodResult("gepa", seed, final, tuple(_monotone(points)), meter.calls, budget, stop_reason, details)
+
+
+def _monotone(points: Sequence[ProgramPoint]) -> list[ProgramPoint]:
+    """Drop points whose metric-call count went backwards (none expected; a guard for the curve code)."""
+    out: list[ProgramPoint] = []
+    for p in points:
+        if not out or p.metric_calls >= out[-1].metric_calls:
+            out.append(p)
+    return out

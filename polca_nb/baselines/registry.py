@@ -1,0 +1,98 @@
+"""One entry point for every method at an equal metric-call budget: the POLCA loop configurations of
+`methods.METHODS` plus the peers GEPA and OpenEvolve, all returning a `MethodResult`.
+
+    result = run_baseline("gepa", problem, llm, budget=200, seed=0)
+    result = run_baseline("sequential", problem, llm, budget=200, seed=0)
+
+Every method's evaluator is wrapped in the same `MeteredEvaluator`, so "metric calls" means the same
+thing everywhere and no method can spend past `budget`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..budget import Budget
+from ..llm.base import LLM
+from ..methods import METHODS, get_method, run_method
+from ..protocols import Embedder, Executor, Proposer, Summarizer
+from ..runner import PolcaConfig, Problem
+from .accounting import MeteredEvaluator, MethodResult, RoleCountingLLM, from_run_result
+
+PEERS = ("gepa", "openevolve")
+ALL_METHODS = tuple(METHODS) + PEERS
+"""Every name `run_baseline` accepts."""
+
+PROPOSER_DEFAULTS = {"max_tokens": 1024, "temperature": 1.0}
+SUMMARIZER_DEFAULTS = {"max_tokens": 1024}
+
+
+def default_config(budget: int, **overrides: Any) -> PolcaConfig:
+    """The paper's HotpotQA / tau-bench loop settings (K=5, b=2, m=1, P=1, eps=0.1) at this budget."""
+    return PolcaConfig(Budget(max_metric_calls=budget), **overrides)
+
+
+def run_baseline(
+    name: str,
+    problem: Problem,
+    llm: LLM,
+    *,
+    budget: int,
+    seed: int = 0,
+    base_config: PolcaConfig | None = None,
+    proposer: Proposer | None = None,
+    summarizer: Summarizer | None = None,
+    embedder: Embedder | None = None,
+    peer_settings: Any = None,
+    run_dir: str | Path | None = None,
+    executor: Executor | int | None = None,
+) -> MethodResult:
+    """Run method `name` (one of ALL_METHODS) with at most `budget` metric calls.
+
+    Loop methods use `base_config` (its budget is replaced by `budget`; default `default_config`) and
+    roles built on `llm` unless given: `LLMProposer`/`LLMSummarizer` with the problem's objective and
+    `default_embedder()`. Peers take `peer_settings` (`GepaSettings` / `OpenEvolveSettings`).
+    """
+    if name not in ALL_METHODS:
+        raise ValueError(f"name must be one of {list(ALL_METHODS)}, got {name!r}")
+    if not isinstance(budget, int) or budget < 1:
+        raise ValueError(f"budget must be a positive int, got {budget!r}")
+    if name == "gepa":
+        from .gepa_adapter import run_gepa
+
+        return run_gepa(problem, llm, budget=budget, seed=seed, settings=peer_settings, run_dir=run_dir)
+    if name == "openevolve":
+        from .openevolve_adapter import run_openevolve
+
+        return run_openevolve(problem, llm, budget=budget, seed=seed, settings=peer_settings, run_dir=run_dir)
+
+    counting = RoleCountingLLM(llm)
+    # Test-set scoring is the caller's (unbudgeted) business: inside the loop it would hit the meter.
+    config = replace(base_config or default_config(budget), budget=Budget(max_metric_calls=budget), test_every=None)
+    configured = get_method(name).configure(config)
+    meter = MeteredEvaluator(problem.evaluator, budget, np.random.default_rng(seed))
+    metered = replace(problem, evaluator=meter)
+    if proposer is None:
+        from ..roles import LLMProposer
+
+        proposer = LLMProposer(counting, objective=problem.objective, **PROPOSER_DEFAULTS)
+    if summarizer is None and configured.use_summarizer:
+        from ..roles import LLMSummarizer
+
+        summarizer = LLMSummarizer(counting, **SUMMARIZER_DEFAULTS)
+    if embedder is None and configured.eps > 0:
+        from ..embedders import default_embedder
+
+        embedder = default_embedder()
+    result = run_method(name, metered, proposer, config, embedder=embedder, summarizer=summarizer, seed=seed,
+                        run_dir=run_dir, executor=executor, progress=False)
+    # A resumed run_dir spent part of its calls before this call (and before this meter existed).
+    if (result.spent.metric_calls != meter.calls) if run_dir is None else (meter.calls > result.spent.metric_calls):
+        raise RuntimeError(f"{name}: the loop reports {result.spent.metric_calls} metric calls but the "
+                           f"evaluator was called {meter.calls} times")
+    details: Mapping[str, Any] = {"llm_calls": dict(counting.calls)}
+    return from_run_result(name, result, budget, seed, details)
