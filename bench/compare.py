@@ -1,0 +1,80 @@
+"""Every method at an equal metric-call budget on the short-answer task, several seeds, one table.
+
+Methods: polca, polca-vanilla, sequential, best-of-n (our loop) and gepa, openevolve (the real
+packages through polca_nb.baselines). Prints per method the final test score (mean +- s.e. over seeds),
+the metric calls its mean best-so-far test curve needs to reach the best baseline's final mean, and the
+POLCA / method ratios of final score and of calls to reach.
+
+    .venv/bin/python bench/compare.py                       # defaults: 5 seeds, 40 calls, local model
+    .venv/bin/python bench/compare.py --budget 200 --seeds 10 --methods polca gepa
+    .venv/bin/python bench/compare.py --json build/bench/compare.json
+
+Offline this uses the embedded SmolLM2-135M as optimizer and task model: the numbers exercise the
+harness, they do not reproduce the paper. With ANTHROPIC_API_KEY set, the same command uses Claude.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+try:
+    import polca_nb  # noqa: F401
+except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from polca_nb.baselines.compare import compare_methods, format_table, summary_rows
+from polca_nb.benchmarks.short_answer import short_answer_problem
+from polca_nb.llm import default_client
+
+METHODS = ["polca", "polca-vanilla", "sequential", "best-of-n", "gepa", "openevolve"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=int, default=40, help="metric calls per run (default 40)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per method (default 5)")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--n-train", type=int, default=10, help="training (= validation) questions")
+    parser.add_argument("--n-test", type=int, default=10, help="held-out questions scoring each program")
+    parser.add_argument("--grid", type=int, default=4, help="curve points per run (each costs test calls)")
+    parser.add_argument("--max-tokens", type=int, default=256, help="reply cap of every optimizer LLM call")
+    parser.add_argument("--minibatch", type=int, default=5, help="OpenEvolve examples per evaluation")
+    parser.add_argument("--data-seed", type=int, default=0, help="train/test split of the questions")
+    parser.add_argument("--json", type=Path, help="also write rows, per-seed finals and timings here")
+    args = parser.parse_args(argv)
+
+    from polca_nb.baselines.openevolve_adapter import OpenEvolveSettings
+
+    llm = default_client()
+    problem = short_answer_problem(llm, n_train=args.n_train, n_test=args.n_test, seed=args.data_seed)
+    print(f"short-answer: {len(problem.trainset)} train / {len(problem.testset)} test, budget {args.budget} "
+          f"metric calls, seeds 0..{args.seeds - 1}, model {llm.model}", flush=True)
+    started = time.perf_counter()
+
+    def on_run(method, seed, result, final, seconds):
+        print(f"  {method:<14} seed {seed}: {result.metric_calls:>4} calls, final test {final:.3f}, "
+              f"{seconds:6.1f} s, llm {dict(result.details.get('llm_calls', {}))}", flush=True)
+
+    comparison = compare_methods(args.methods, problem, llm, budget=args.budget, seeds=range(args.seeds),
+                                 grid_points=args.grid, max_tokens=args.max_tokens,
+                                 peer_settings={"openevolve": OpenEvolveSettings(minibatch_size=args.minibatch)},
+                                 on_run=on_run)
+    rows = summary_rows(comparison)
+    total = time.perf_counter() - started
+    print()
+    print(format_table(rows))
+    print(f"\nseed program test score {comparison.initial:.3f}; wall time {total / 60:.1f} min")
+    print(llm.ledger)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+                                         "finals": comparison.finals, "seconds": comparison.seconds,
+                                         "grid": comparison.grid, "wall_s": total}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

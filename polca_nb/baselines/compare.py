@@ -1,0 +1,218 @@
+"""Every method x several seeds at one metric-call budget, scored on the held-out test set.
+
+    comparison = compare_methods(["polca", "gepa"], problem, llm, budget=60, seeds=range(5))
+    print(format_table(summary_rows(comparison)))
+
+Test scores are not budgeted. To keep them affordable, a run's curve is read at `grid` points (the
+program the method would return after that many metric calls) and each distinct program is scored once
+(`held_out_score`, the same task-model seeds for every program).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..llm.base import LLM
+from ..methods import CurvePoint
+from ..protocols import Embedder
+from ..runner import PolcaConfig, Problem
+from ..types import Params, params_key
+from .accounting import MethodResult, held_out_score
+from .registry import ALL_METHODS, run_baseline
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per method, one entry per seed: the run, its test-score curve on `grid`, final score, seconds."""
+
+    budget: int
+    seeds: tuple[int, ...]
+    grid: tuple[int, ...]
+    initial: float  # test score of the seed program (every curve starts there)
+    results: dict[str, list[MethodResult]]
+    curves: dict[str, list[list[CurvePoint]]]
+    finals: dict[str, list[float]]
+    seconds: dict[str, list[float]]
+
+
+def program_at(result: MethodResult, calls: int, seed_params: Params) -> Params:
+    """The program `result` would have returned after `calls` metric calls (the seed before any point)."""
+    params = seed_params
+    for point in result.trajectory:
+        if point.metric_calls > calls:
+            break
+        params = point.params
+    return params
+
+
+def default_grid(budget: int, points: int) -> tuple[int, ...]:
+    """`points` evenly spaced metric-call counts ending at the budget."""
+    if not isinstance(points, int) or points < 1:
+        raise ValueError(f"grid points must be a positive int, got {points!r}")
+    return tuple(sorted({int(round(budget * k / points)) for k in range(1, points + 1)}))
+
+
+def compare_methods(
+    methods: Sequence[str],
+    problem: Problem,
+    llm: LLM,
+    *,
+    budget: int,
+    seeds: Sequence[int],
+    grid_points: int = 6,
+    test_seed: int = 0,
+    test_repeats: int = 1,
+    max_tokens: int | None = None,
+    base_config: PolcaConfig | None = None,
+    peer_settings: Mapping[str, Any] | None = None,
+    embedder: Embedder | None = None,
+    run_root: str | Path | None = None,
+    on_run: Callable[[str, int, MethodResult, float, float], None] | None = None,
+) -> Comparison:
+    """Run each method for each seed with `budget` metric calls; score programs on `problem.testset`.
+
+    `max_tokens` caps every optimizer's replies alike (proposer, summarizer, GEPA's reflection LM,
+    OpenEvolve's LLM). `peer_settings` maps "gepa"/"openevolve" to their settings objects. `on_run`
+    is called after each run with (method, seed, result, final test score, seconds).
+    """
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        raise ValueError(f"methods must be among {list(ALL_METHODS)}, got {unknown}")
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed")
+    if not problem.testset:
+        raise ValueError("Problem.testset is empty: the comparison scores returned programs on it")
+    grid = default_grid(budget, grid_points)
+    seed_params = dict(problem.seed_params)
+    memo: dict[str, float] = {}
+
+    def score(params: Params) -> float:
+        key = params_key(params)
+        if key not in memo:
+            memo[key] = held_out_score(problem.evaluator, params, problem.testset, seed=test_seed,
+                                       repeats=test_repeats)
+        return memo[key]
+
+    initial = score(seed_params)
+    settings = _peer_settings(peer_settings or {}, max_tokens)
+    results: dict[str, list[MethodResult]] = {}
+    curves: dict[str, list[list[CurvePoint]]] = {}
+    finals: dict[str, list[float]] = {}
+    seconds: dict[str, list[float]] = {}
+    for method in methods:
+        results[method], curves[method], finals[method], seconds[method] = [], [], [], []
+        for seed in seeds:
+            roles = _roles(method, problem, llm, max_tokens)
+            run_dir = None if run_root is None or method == "gepa" else Path(run_root) / method / f"seed{seed}"
+            started = time.perf_counter()
+            result = run_baseline(method, problem, llm, budget=budget, seed=seed, base_config=base_config,
+                                  peer_settings=settings.get(method), embedder=embedder, run_dir=run_dir,
+                                  **roles)
+            elapsed = time.perf_counter() - started
+            curve = [CurvePoint(i, c, score(program_at(result, c, seed_params))) for i, c in enumerate(grid)]
+            final = score(result.final_params)
+            results[method].append(result)
+            curves[method].append(curve)
+            finals[method].append(final)
+            seconds[method].append(elapsed)
+            if on_run is not None:
+                on_run(method, seed, result, final, elapsed)
+    return Comparison(budget, tuple(seeds), grid, initial, results, curves, finals, seconds)
+
+
+def _roles(method: str, problem: Problem, llm: LLM, max_tokens: int | None) -> dict[str, Any]:
+    """Proposer and summarizer for loop methods with the shared reply cap (None: run_baseline's defaults)."""
+    if max_tokens is None or method in ("gepa", "openevolve"):
+        return {}
+    from ..roles import LLMProposer, LLMSummarizer
+    from .registry import PROPOSER_DEFAULTS
+
+    return {"proposer": LLMProposer(llm, objective=problem.objective,
+                                    **{**PROPOSER_DEFAULTS, "max_tokens": max_tokens}),
+            "summarizer": LLMSummarizer(llm, max_tokens=max_tokens)}
+
+
+def _peer_settings(given: Mapping[str, Any], max_tokens: int | None) -> dict[str, Any]:
+    from .gepa_adapter import GepaSettings
+
+    out = dict(given)
+    if max_tokens is not None:
+        out["gepa"] = replace(out.get("gepa") or GepaSettings(), max_tokens=max_tokens)
+        try:
+            from .openevolve_adapter import OpenEvolveSettings
+        except ImportError:  # openevolve not installed: only matters if it is among the methods
+            return out
+        out["openevolve"] = replace(out.get("openevolve") or OpenEvolveSettings(), max_tokens=max_tokens)
+    return out
+
+
+def mean_best_so_far(curves: Sequence[Sequence[CurvePoint]]) -> np.ndarray:
+    """Across seeds, the mean of each seed's running max on the grid (the paper's plotted curve)."""
+    values = np.array([[p.score for p in curve] for curve in curves], dtype=float)
+    return np.maximum.accumulate(values, axis=1).mean(axis=0)
+
+
+def calls_to_reach(comparison: Comparison, method: str, target: float) -> int | None:
+    """First grid point where `method`'s mean best-so-far test score is >= target (None: never)."""
+    curve = mean_best_so_far(comparison.curves[method])
+    if comparison.initial >= target:
+        return 0
+    hits = np.nonzero(curve >= target - 1e-12)[0]
+    return None if len(hits) == 0 else comparison.grid[int(hits[0])]
+
+
+def summary_rows(comparison: Comparison, *, polca: str = "polca",
+                 baselines: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One row per method: final test score mean and s.e. (std ddof=0 / sqrt n), metric calls to reach the
+    best baseline's final mean, and POLCA / method ratios of final score and of calls to reach.
+
+    Baselines are every method except `polca` unless given. Without `polca` in the comparison, the ratio
+    columns are None.
+    """
+    names = list(comparison.finals)
+    baselines = [m for m in (baselines or names) if m != polca and m in comparison.finals]
+    if not baselines:
+        raise ValueError(f"no baseline among {names} besides {polca!r}")
+    means = {m: float(np.mean(v)) for m, v in comparison.finals.items()}
+    best_baseline = max(baselines, key=lambda m: means[m])
+    target = means[best_baseline]
+    reach = {m: calls_to_reach(comparison, m, target) for m in names}
+    rows = []
+    for m in names:
+        v = np.asarray(comparison.finals[m], dtype=float)
+        row = {"method": m, "final": means[m], "se": float(v.std() / np.sqrt(len(v))), "seeds": len(v),
+               "calls_to_target": reach[m], "target": target, "best_baseline": best_baseline,
+               "final_ratio": None, "calls_ratio": None,
+               "mean_seconds": float(np.mean(comparison.seconds[m]))}
+        if polca in comparison.finals and m != polca:
+            row["final_ratio"] = means[polca] / means[m] if means[m] > 0 else None
+            if reach[polca] is not None and reach[m]:
+                row["calls_ratio"] = reach[polca] / reach[m]
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], *, polca: str = "polca") -> str:
+    """The rows as a fixed-width text table (what bench/compare.py prints)."""
+    target = rows[0]["target"]
+    best = rows[0]["best_baseline"]
+    header = (f"{'method':<16}{'final test score':>20}{'seeds':>7}{'calls to reach':>16}"
+              f"{polca + '/method':>14}{polca + '/method':>14}{'s/run':>8}")
+    sub = f"{'':<16}{'mean +- s.e.':>20}{'':>7}{f'{target:.3f}':>16}{'final':>14}{'calls':>14}{'':>8}"
+    lines = [f"target = final mean of the best baseline ({best}) = {target:.3f}; calls to reach use the mean "
+             "best-so-far test curve (paper protocol) on the grid", header, sub, "-" * len(header)]
+
+    def fmt(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    for r in rows:
+        reach = "never" if r["calls_to_target"] is None else str(r["calls_to_target"])
+        lines.append(f"{r['method']:<16}{r['final']:>12.3f} +- {r['se']:.3f}{r['seeds']:>7}{reach:>16}"
+                     f"{fmt(r['final_ratio'], '.2f'):>14}{fmt(r['calls_ratio'], '.2f'):>14}"
+                     f"{r['mean_seconds']:>8.0f}")
+    return "\n".join(lines)

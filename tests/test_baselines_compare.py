@@ -1,0 +1,158 @@
+"""The comparison harness (bench/compare.py, notebook 20): curves on a grid, the summary table, the
+ablation reference data and the eps sweep, all offline with ScriptedLLM."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from polca_nb.baselines import MethodResult, ProgramPoint
+from polca_nb.baselines.ablation import (
+    ABLATION_METHODS,
+    EpsSweep,
+    load_reference,
+    run_eps_sweep,
+)
+from polca_nb.baselines.compare import (
+    Comparison,
+    calls_to_reach,
+    compare_methods,
+    default_grid,
+    format_table,
+    program_at,
+    summary_rows,
+)
+from polca_nb.llm.base import ScriptedLLM
+from polca_nb.methods import METHODS, CurvePoint
+from polca_nb.runner import Problem
+from polca_nb.types import Evaluation, Example
+
+KEY = "ONE-WORD"
+
+
+def keyword_evaluator(params, example, seed):
+    ok = KEY in params["instructions"]
+    return Evaluation(float(ok), "Correct." if ok else f"Say only '{example.data}'.", example.data)
+
+
+def problem() -> Problem:
+    return Problem("keyword", {"instructions": "Answer."}, [Example(f"t{i}", f"a{i}") for i in range(6)],
+                   keyword_evaluator, testset=[Example(f"x{i}", f"a{i}") for i in range(3)])
+
+
+def curve(scores, grid):
+    return [CurvePoint(i, c, s) for i, (c, s) in enumerate(zip(grid, scores))]
+
+
+def comparison(per_method: dict[str, list[list[float]]], grid=(10, 20, 30, 40), initial=0.1) -> Comparison:
+    """A hand-made Comparison: per method, per seed, the test score at each grid point (final = last)."""
+    return Comparison(
+        budget=grid[-1], seeds=(0, 1), grid=tuple(grid), initial=initial,
+        results={m: [] for m in per_method},
+        curves={m: [curve(s, grid) for s in seeds] for m, seeds in per_method.items()},
+        finals={m: [s[-1] for s in seeds] for m, seeds in per_method.items()},
+        seconds={m: [1.0] * len(seeds) for m, seeds in per_method.items()},
+    )
+
+
+def test_program_at_returns_the_last_program_within_the_calls():
+    a, b, seed = {"p": "a"}, {"p": "b"}, {"p": "seed"}
+    result = MethodResult("m", 0, b, (ProgramPoint(0, 5, a), ProgramPoint(1, 12, b)), 12, 20, "x")
+    assert [program_at(result, c, seed) for c in (0, 4, 5, 11, 12, 20)] == [seed, seed, a, a, b, b]
+
+
+def test_default_grid_is_even_and_ends_at_the_budget():
+    assert default_grid(40, 4) == (10, 20, 30, 40)
+    assert default_grid(5, 10) == (0, 1, 2, 3, 4, 5)  # rounding merges duplicates
+    with pytest.raises(ValueError, match="grid points"):
+        default_grid(40, 0)
+
+
+def test_summary_rows_target_the_best_baseline_and_read_calls_off_the_mean_best_so_far_curve():
+    c = comparison({
+        "polca": [[0.2, 0.6, 0.6, 0.8], [0.4, 0.4, 0.8, 0.6]],   # best-so-far mean: .3 .5 .7 .8
+        "gepa": [[0.1, 0.3, 0.5, 0.5], [0.1, 0.1, 0.3, 0.5]],    # finals .5 .5 -> mean .5
+        "sequential": [[0.3, 0.2, 0.2, 0.2], [0.1, 0.1, 0.1, 0.2]],  # finals mean .2
+    })
+    rows = {r["method"]: r for r in summary_rows(c)}
+    assert rows["polca"]["target"] == pytest.approx(0.5) and rows["polca"]["best_baseline"] == "gepa"
+    assert rows["polca"]["calls_to_target"] == 20
+    assert rows["gepa"]["calls_to_target"] == 40        # gepa best-so-far mean: .1 .2 .4 .5
+    assert rows["sequential"]["calls_to_target"] is None  # best-so-far mean never above .25
+    assert rows["gepa"]["final_ratio"] == pytest.approx(0.7 / 0.5)
+    assert rows["gepa"]["calls_ratio"] == pytest.approx(20 / 40)
+    assert rows["polca"]["final_ratio"] is None
+    assert rows["polca"]["se"] == pytest.approx(np.std([0.8, 0.6]) / np.sqrt(2))
+    text = format_table(list(rows.values()))
+    assert "never" in text and "gepa" in text and "0.700 +- 0.071" in text
+
+
+def test_calls_to_reach_is_zero_when_the_seed_already_scores_the_target():
+    c = comparison({"polca": [[0.5] * 4, [0.5] * 4], "gepa": [[0.1] * 4] * 2}, initial=0.6)
+    assert calls_to_reach(c, "gepa", 0.55) == 0
+
+
+def test_compare_methods_runs_every_method_and_scores_each_distinct_program_once():
+    pytest.importorskip("gepa")
+    calls = itertools.count()
+    llm = ScriptedLLM(lambda req: f'<param name="instructions">\nAnswer. {KEY}\n</param>' if next(calls) % 2
+                      else "```\nAnswer please.\n```")
+    p = problem()
+    evaluated = []
+
+    def counting(params, example, seed):
+        evaluated.append(params["instructions"])
+        return keyword_evaluator(params, example, seed)
+
+    p = Problem(p.name, p.seed_params, p.trainset, counting, testset=p.testset)
+    runs = []
+    c = compare_methods(["sequential", "best-of-n", "gepa"], p, llm, budget=16, seeds=[0, 1], grid_points=4,
+                        on_run=lambda m, s, r, f, t: runs.append((m, s, r.metric_calls, f)))
+    assert [(m, s) for m, s, _, _ in runs] == [(m, s) for m in ("sequential", "best-of-n", "gepa") for s in (0, 1)]
+    assert all(calls <= 16 for _, _, calls, _ in runs)
+    assert c.grid == (4, 8, 12, 16) and c.initial == 0.0
+    for method in c.curves:
+        for curve_, final in zip(c.curves[method], c.finals[method]):
+            assert [p.metric_calls for p in curve_] == list(c.grid)
+            assert curve_[-1].score == final  # the program at the budget is the final program
+    metric_calls = sum(calls for _, _, calls, _ in runs)
+    test_calls = len(evaluated) - metric_calls
+    distinct = {p for p in evaluated}  # every program text that was evaluated at all
+    assert test_calls % len(p.testset) == 0 and test_calls // len(p.testset) <= len(distinct)
+
+
+def test_compare_methods_rejects_bad_input():
+    with pytest.raises(ValueError, match="methods must be among"):
+        compare_methods(["dspy"], problem(), ScriptedLLM([]), budget=10, seeds=[0])
+    with pytest.raises(ValueError, match="seeds is empty"):
+        compare_methods(["sequential"], problem(), ScriptedLLM([]), budget=10, seeds=[])
+
+
+def test_reference_file_cites_a_source_for_every_figure_and_names_our_methods():
+    ref = load_reference()
+    assert "polca-method.md" in ref["source"]
+    figures = [k for k in ref if k.startswith("fig")]
+    assert figures and all("approx" in ref[k]["source"] for k in figures)
+    fig9 = ref["fig9_tau_bench"]
+    assert set(fig9["curves"]) == set(ABLATION_METHODS) and set(ABLATION_METHODS) <= set(METHODS)
+    for name, points in fig9["curves"].items():
+        xs = [x for x, _ in points]
+        assert xs == sorted(xs) and points[-1][1] == fig9["finals"][name]
+    with pytest.raises(ValueError, match="plain file stem"):
+        load_reference("../secrets")
+
+
+def test_eps_sweep_summarises_the_best_so_far_at_the_budget():
+    low = comparison({"polca": [[0.1, 0.4, 0.2, 0.3], [0.2, 0.2, 0.2, 0.2]]})
+    high = comparison({"polca": [[0.5, 0.5, 0.6, 0.6], [0.7, 0.7, 0.7, 0.7]]})
+    means, ses = EpsSweep((0.0, 0.1), (low, high)).final_best_so_far()
+    assert means == pytest.approx([0.3, 0.65])
+    assert ses == pytest.approx([np.std([0.4, 0.2]) / np.sqrt(2), np.std([0.6, 0.7]) / np.sqrt(2)])
+
+
+@pytest.mark.parametrize("bad", [[], [-0.1], [float("nan")]])
+def test_eps_sweep_rejects_bad_eps_values(bad):
+    with pytest.raises(ValueError, match="eps_values"):
+        run_eps_sweep(problem(), ScriptedLLM([]), eps_values=bad, budget=10, seeds=[0])
