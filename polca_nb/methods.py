@@ -146,3 +146,68 @@ def curve_at(points: Sequence[CurvePoint], calls: Sequence[int], initial: float)
                 break
         out.append(value)
     return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per method: one best-so-far curve and one final score per seed (same budget for all)."""
+
+    curves: dict[str, list[list[CurvePoint]]]
+    finals: dict[str, list[float]]
+    results: dict[str, list[RunResult]]
+
+    def table(self):
+        """Final score mean and standard error (std ddof=0 / sqrt(n), as in the paper's bands) per method."""
+        import numpy as np
+        import pandas as pd
+
+        return pd.DataFrame({
+            name: {"final score": float(np.mean(v)), "s.e.": float(np.std(v) / np.sqrt(len(v))), "seeds": len(v)}
+            for name, v in self.finals.items()
+        }).T
+
+
+def compare(
+    methods: Sequence[str | Method],
+    problem: Problem,
+    proposer: Proposer,
+    base_config: PolcaConfig,
+    *,
+    seeds: Sequence[int],
+    score: Callable[[Params], float],
+    embedder: Embedder | None = None,
+    summarizer: Summarizer | None = None,
+    executor: Executor | int | None = None,
+    run_root: str | Path | None = None,
+    progress: bool = False,
+) -> Comparison:
+    """Run every method for every seed at the same budget; score returned programs with `score`.
+
+    `score` should be deterministic per program (e.g. a cached test-set evaluation); it is called once
+    per distinct returned program. With `run_root`, each run gets `<run_root>/<method>/seed<k>` and
+    so resumes if interrupted.
+    """
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed")
+    memo: dict[str, float] = {}
+
+    def scored(params: Params) -> float:
+        key = params_key(params)
+        if key not in memo:
+            memo[key] = float(score(params))
+        return memo[key]
+
+    curves: dict[str, list[list[CurvePoint]]] = {}
+    finals: dict[str, list[float]] = {}
+    results: dict[str, list[RunResult]] = {}
+    for method in methods:
+        m = get_method(method)
+        curves[m.name], finals[m.name], results[m.name] = [], [], []
+        for seed in seeds:
+            run_dir = None if run_root is None else Path(run_root) / m.name / f"seed{seed}"
+            res = run_method(m, problem, proposer, base_config, embedder=embedder, summarizer=summarizer,
+                             seed=seed, run_dir=run_dir, executor=executor, progress=progress)
+            curves[m.name].append(score_curve(m, res, scored))
+            finals[m.name].append(scored(returned_program(m, res).params))
+            results[m.name].append(res)
+    return Comparison(curves, finals, results)
