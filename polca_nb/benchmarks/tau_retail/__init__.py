@@ -3,11 +3,30 @@
 Plain data plus small functions: `load_retail` -> `RetailData`; `reset(data, task, user)` ->
 `EnvState`; `step(state, action)` -> `StepResult`; the reward is `compute_reward` (DB-hash match
 with the gold replay, plus expected outputs). See README.md in this folder for the agent loop.
+
+On top of the env: `TauAgent` (tool use or a JSON text protocol), `LLMUser` (the LLM customer),
+`run_episode(s)` and the POLCA problem (`TauEvaluator`, `PRESETS`, `tau_problem`).
 """
 
+from .agent import AgentStep, TauAgent, choose_mode, parse_text_action, tool_catalog
 from .data import Action, Db, RetailData, Task, deep_copy_db, fresh_db, load_retail, writable_record
 from .env import MAX_STEPS, EnvState, StepResult, Turn, as_action, reset, step
+from .episode import Episode, render_html, run_episode, run_episodes, transcript_text
 from .hashing import canonical_form, canonical_text, db_hash
+from .llm_user import LLMUser
+from .problem import (
+    PARAM,
+    PRESETS,
+    TauEvaluator,
+    TauPreset,
+    episode_feedback,
+    evaluate_program,
+    make_evaluator,
+    make_optimizer_roles,
+    pass_at_1,
+    task_examples,
+    tau_problem,
+)
 from .reward import (
     RESPOND,
     RewardInfo,
@@ -22,6 +41,10 @@ from .tools import TERMINATE_TOOLS, TOOLS, ToolSpec, execute_tool, tool_schemas
 from .user import STOP_TOKEN, ScriptedUser, UserSimulator
 
 __all__ = [
+    "AgentStep", "Episode", "LLMUser", "PARAM", "PRESETS", "TauAgent", "TauEvaluator", "TauPreset",
+    "choose_mode", "episode_feedback", "evaluate_program", "make_evaluator", "make_optimizer_roles",
+    "parse_text_action", "pass_at_1", "render_html", "run_episode", "run_episodes", "task_examples",
+    "tau_problem", "tool_catalog", "transcript_text",
     "Action", "Db", "EnvState", "MAX_STEPS", "RESPOND", "RetailData", "RewardInfo", "STOP_TOKEN",
     "ScriptedUser", "StepResult", "TERMINATE_TOOLS", "TOOLS", "Task", "ToolSpec", "Turn", "UserSimulator",
     "as_action", "canonical_form", "canonical_text", "changed_paths", "compute_reward", "db_hash",
