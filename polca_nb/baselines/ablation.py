@@ -78,15 +78,17 @@ def run_eps_sweep(problem: Problem, llm: LLM, *, eps_values: Sequence[float], bu
     return EpsSweep(tuple(float(e) for e in eps_values), comparisons)
 
 
-def plot_ablation(ax, comparison: Comparison, *, title: str = "") -> None:
-    """Our variants: mean +- s.e. best-so-far test score vs metric calls (the paper's protocol)."""
+def plot_ablation(ax, comparison: Comparison, *, title: str = "", labels: Mapping[str, str] | None = None) -> None:
+    """Our variants: mean +- s.e. best-so-far test score vs metric calls (the paper's protocol).
+
+    `labels` renames methods in the legend (e.g. the paper's "Vanilla", "+ eps-Net", ...)."""
     curves = {}
     for name, per_seed in comparison.curves.items():
         best_so_far = []
         for curve in per_seed:
             running = np.maximum.accumulate([p.score for p in curve])
             best_so_far.append([replace(p, score=float(s)) for p, s in zip(curve, running)])
-        curves[name] = best_so_far
+        curves[(labels or {}).get(name, name)] = best_so_far
     plot_score_curves(ax, curves, grid=[0, *comparison.grid], initial=comparison.initial,
                       ylabel="best-so-far test score")
     if title:

@@ -136,7 +136,9 @@ def from_run_result(method: str, result: RunResult, budget: int, seed: int,
     return MethodResult(method, seed, dict(returned_program(method, result).params), trajectory,
                         result.spent.metric_calls, budget, result.stop_reason,
                         {"iterations": result.spent.iterations, "proposals": result.spent.proposals,
-                         "memory_size": len(result.memory), **(details or {})})
+                         "memory_size": len(result.memory),
+                         "eps_rejections": sum(1 for e in result.events if e.get("type") == "rejection"),
+                         **(details or {})})
 
 
 def program_curve(result: MethodResult, score: Callable[[Params], float], *,
