@@ -314,3 +314,66 @@ def test_make_config_applies_overrides():
     assert config.budget.max_iterations == 100 and config.test_every == 10 and config.test_repeats == 5
     capped = hq.make_config(hq.HotpotPreset("x", n_examples=4, iterations=9, seeds=(0,), max_metric_calls=40))
     assert capped.budget.max_metric_calls == 40 and capped.budget.max_iterations is None
+
+
+def test_best_so_far_is_the_running_max_of_test_scores():
+    from polca_nb.runner import IterationStats
+
+    tests = {1: 0.5, 3: 0.25, 5: 0.75}  # iteration -> test accuracy (a dip at iteration 3)
+    history = [IterationStats(t, 10 * (t + 1), 0, 0.5, 2, 3, 1, 0, 3, tests.get(t)) for t in range(6)]
+    run = hq.HotpotRun(seed=0, result=types.SimpleNamespace(history=history), initial_test=0.4)
+    assert run.test_points() == [(1, 4, 20, 0.5), (3, 8, 40, 0.25), (5, 12, 60, 0.75)]
+    steps = run.best_so_far("eval_step")
+    assert [(p.metric_calls, p.score) for p in steps] == [(0, 0.4), (4, 0.5), (8, 0.5), (12, 0.75)]
+    assert [p.metric_calls for p in run.best_so_far("metric_calls")] == [0, 20, 40, 60]
+    with pytest.raises(ValueError, match="x must be"):
+        run.best_so_far("seconds")
+
+
+def test_paper_reference_cites_its_source_and_matches_the_notes():
+    ref = hq.paper_reference()
+    assert "polca-method.md §5.2" in ref["source"] and "approx" in ref["source"]
+    curves = ref["curves"]
+    assert set(curves) == {"POLCA", "OpenEvolve", "GEPA"}
+    for name, curve in curves.items():
+        assert curve["source"].startswith("polca-method.md §5.2"), name
+        xs, ys = zip(*curve["points"])
+        assert list(xs) == sorted(xs) and list(ys) == sorted(ys), name  # best-so-far curves never decrease
+        assert ys[0] == 0.726, name  # all methods start from the same seed prompt
+    assert dict(map(tuple, curves["POLCA"]["points"]))[40] == 0.936 and curves["POLCA"]["points"][-1] == [180, 0.968]
+
+
+def test_paper_tokens_per_request_scales_measurements():
+    meter = hq.TokenMeter(TokenCountingLLM())
+    for role, chars, n in (("task", 40, 4), ("proposer", 400, 2), ("summarizer", 100, 1)):
+        for i in range(n):
+            meter.complete(system="", messages=[{"role": "user", "content": "z" * chars}], role=role, sample_id=i)
+    examples = [Example(f"e{i}", hq.parse_record(r, i)) for i, r in enumerate(RECORDS)]
+    preset = hq.HotpotPreset("p", n_examples=4, iterations=2, seeds=(0,), task_max_tokens=2, proposer_max_tokens=50)
+    profile = hq.paper_tokens_per_request(meter, 0.5, examples, preset)
+    assert profile["task"] == (pytest.approx(0.5 * hq.mean_prompt_chars(examples)), 2.0)  # 3 measured, capped at 2
+    assert profile["proposer"] == (200.0, 3.0) and profile["summarizer"] == (50.0, 3.0)
+    worst = hq.paper_tokens_per_request(meter, 0.5, examples, preset, worst_case=True)
+    assert worst["proposer"][1] == 50.0 and worst["summarizer"][1] == preset.summarizer_max_tokens
+    # off the local server the ratio comes from the meter's own task requests
+    assert hq.tokens_per_char(meter, ["unused"])[0] == 0.25
+    with pytest.raises(ValueError, match="no 'task' requests"):
+        hq.paper_tokens_per_request(hq.TokenMeter(TokenCountingLLM()), 0.5, examples, preset)
+
+
+@pytest.mark.slow  # importing matplotlib + seaborn takes seconds on 2 busy cores
+def test_plot_runs_draws_mean_curve_and_references(data_folder):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    examples = hq.load_examples(4)
+    preset = hq.HotpotPreset("tiny", n_examples=4, iterations=2, seeds=(0,), num_candidates=2, eps=0.0,
+                             use_summarizer=False, test_every=1, test_repeats=1)
+    runs = [hq.run_seed(preset, scripted_models(examples), seed=s, embedder=None, examples=examples) for s in (0, 1)]
+    fig, ax = plt.subplots()
+    hq.plot_runs(ax, runs, x="eval_step", reference={"POLCA": [[0, 0.7], [20, 0.9]]})
+    labels = [line.get_label() for line in ax.lines]
+    assert any("(n=2)" in label for label in labels) and "POLCA (paper, approx)" in labels
+    plt.close(fig)

@@ -473,6 +473,43 @@ def run_seed(preset: HotpotPreset, llm: LLM, *, seed: int, embedder: Embedder | 
     return HotpotRun(seed, result, initial)
 
 
+REFERENCE_FILE = "hotpotqa.json"
+
+
+def paper_reference() -> dict[str, Any]:
+    """The paper's curves (polca_nb/reference/hotpotqa.json): {"curves": {method: {"points": [[x, y]...]}}, ...}."""
+    from importlib import resources
+
+    text = resources.files("polca_nb").joinpath("reference").joinpath(REFERENCE_FILE).read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def plot_runs(ax, runs: Sequence[HotpotRun], *, x: str = "eval_step", label: str = "POLCA (this run)",
+              reference: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
+    """Best-so-far test accuracy, mean over `runs` with a std/sqrt(n) band, plus dashed reference curves."""
+    from ..plots import curves_on_grid, plot_score_curves
+
+    if not runs:
+        raise ValueError("runs must hold at least one HotpotRun")
+    curves = [run.best_so_far(x) for run in runs]
+    end = max(p.metric_calls for c in curves for p in c)
+    ref_end = max((pt[0] for pts in (reference or {}).values() for pt in pts), default=0)
+    grid = sorted({0, *range(0, int(max(end, ref_end)) + 1, max(1, int(max(end, ref_end)) // 200)),
+                   *(p.metric_calls for c in curves for p in c)})
+    initial = float(np.mean([run.initial_test for run in runs]))
+    plot_score_curves(ax, {label: curves}, grid=grid, initial=initial,
+                      xlabel="evaluation step" if x == "eval_step" else "metric calls",
+                      ylabel="best test accuracy so far")
+    for (name, points), style in zip((reference or {}).items(), ("--", ":", "-.", (0, (1, 3)))):
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, linestyle=style, marker=".", color="0.35", label=f"{name} (paper, approx)")
+    # our points can be few and early: mark them so they stay visible on the paper's x range
+    marks = sorted({p.metric_calls for c in curves for p in c})
+    ax.plot(marks, curves_on_grid(curves, marks, initial).mean(axis=0), "o", ms=4, color=ax.lines[0].get_color())
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8, loc="lower right")
+
+
 # --- cost of the paper preset ----------------------------------------------------------------------
 def max_calls_per_seed(preset: HotpotPreset) -> dict[str, int]:
     """Upper bound on LLM requests per seed and role (every proposal admitted and validated).
@@ -538,6 +575,58 @@ def mean_prompt_chars(examples: Sequence[Example], instructions: str = INITIAL_I
     """Mean length in characters of the task prompt over `examples` (for scaling measured tokens/char)."""
     return float(np.mean([len(build_prompt(instructions, ex.data.context(max_paragraphs), ex.data.question))
                           for ex in examples]))
+
+
+def tokens_per_char(llm: Any, texts: Sequence[str]) -> tuple[float, str]:
+    """Measured input tokens per prompt character, and how it was measured.
+
+    On the embedded llama-server the replies' input_tokens leave out the server's prompt-cache reads,
+    so the texts are counted with its /tokenize endpoint instead (SmolLM2's tokenizer). On any other
+    backend the `TokenMeter`'s task requests give the ratio (those counts are complete).
+    """
+    if not texts:
+        raise ValueError("texts must not be empty")
+    server = getattr(llm, "server", None)
+    if server is not None:
+        import urllib.request
+
+        url = server.ensure_running()
+        total = 0
+        for text in texts:
+            body = json.dumps({"content": text}).encode()
+            request = urllib.request.Request(f"{url}/tokenize", data=body,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                total += len(json.loads(response.read())["tokens"])
+        return total / sum(len(t) for t in texts), f"/tokenize of {len(texts)} prompts (local model's tokenizer)"
+    usage = getattr(llm, "usage", {}).get(TASK_ROLE)
+    if usage is None or not usage.prompt_chars:
+        raise ValueError("no task requests measured yet: run the search with a TokenMeter first")
+    return usage.tokens_per_char(), f"{usage.requests} task requests (provider's token counts)"
+
+
+def paper_tokens_per_request(meter: TokenMeter, ratio: float, paper_examples: Sequence[Example],
+                             preset: HotpotPreset, worst_case: bool = False) -> dict[str, tuple[float, float]]:
+    """(input, output) tokens per request and role for `preset`, from this session's measurements.
+
+    Task input = `ratio` x the mean full prompt of `paper_examples` (the preset's context length);
+    proposer and summarizer input = `ratio` x their measured characters per request. Outputs are the
+    measured means, or every reply at the preset's max_tokens when `worst_case`.
+    """
+    if not ratio > 0:
+        raise ValueError(f"ratio (tokens per char) must be > 0, got {ratio!r}")
+    caps = {TASK_ROLE: preset.task_max_tokens, "proposer": preset.proposer_max_tokens,
+            "summarizer": preset.summarizer_max_tokens}
+    profile = {}
+    for role, cap in caps.items():
+        usage = meter.usage.get(role)
+        if usage is None or usage.requests == 0:
+            raise ValueError(f"no {role!r} requests measured yet: run the search through the TokenMeter first")
+        chars = (mean_prompt_chars(paper_examples, max_paragraphs=preset.max_paragraphs) if role == TASK_ROLE
+                 else usage.prompt_chars / usage.requests)
+        output = float(cap) if worst_case else min(float(cap), usage.output_tokens / usage.requests)
+        profile[role] = (ratio * chars, output)
+    return profile
 
 
 # --- download --------------------------------------------------------------------------------------
