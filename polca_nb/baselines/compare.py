@@ -11,7 +11,7 @@ program the method would return after that many metric calls) and each distinct 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -99,7 +99,7 @@ def compare_methods(
         return memo[key]
 
     initial = score(seed_params)
-    settings = _peer_settings(peer_settings or {}, max_tokens)
+    settings = dict(peer_settings or {})
     results: dict[str, list[MethodResult]] = {}
     curves: dict[str, list[list[CurvePoint]]] = {}
     finals: dict[str, list[float]] = {}
@@ -107,12 +107,11 @@ def compare_methods(
     for method in methods:
         results[method], curves[method], finals[method], seconds[method] = [], [], [], []
         for seed in seeds:
-            roles = _roles(method, problem, llm, max_tokens)
             run_dir = None if run_root is None or method == "gepa" else Path(run_root) / method / f"seed{seed}"
             started = time.perf_counter()
             result = run_baseline(method, problem, llm, budget=budget, seed=seed, base_config=base_config,
-                                  peer_settings=settings.get(method), embedder=embedder, run_dir=run_dir,
-                                  **roles)
+                                  peer_settings=settings.get(method), max_tokens=max_tokens, embedder=embedder,
+                                  run_dir=run_dir)
             elapsed = time.perf_counter() - started
             curve = [CurvePoint(i, c, score(program_at(result, c, seed_params))) for i, c in enumerate(grid)]
             final = score(result.final_params)
@@ -123,32 +122,6 @@ def compare_methods(
             if on_run is not None:
                 on_run(method, seed, result, final, elapsed)
     return Comparison(budget, tuple(seeds), grid, initial, results, curves, finals, seconds)
-
-
-def _roles(method: str, problem: Problem, llm: LLM, max_tokens: int | None) -> dict[str, Any]:
-    """Proposer and summarizer for loop methods with the shared reply cap (None: run_baseline's defaults)."""
-    if max_tokens is None or method in ("gepa", "openevolve"):
-        return {}
-    from ..roles import LLMProposer, LLMSummarizer
-    from .registry import PROPOSER_DEFAULTS
-
-    return {"proposer": LLMProposer(llm, objective=problem.objective,
-                                    **{**PROPOSER_DEFAULTS, "max_tokens": max_tokens}),
-            "summarizer": LLMSummarizer(llm, max_tokens=max_tokens)}
-
-
-def _peer_settings(given: Mapping[str, Any], max_tokens: int | None) -> dict[str, Any]:
-    from .gepa_adapter import GepaSettings
-
-    out = dict(given)
-    if max_tokens is not None:
-        out["gepa"] = replace(out.get("gepa") or GepaSettings(), max_tokens=max_tokens)
-        try:
-            from .openevolve_adapter import OpenEvolveSettings
-        except ImportError:  # openevolve not installed: only matters if it is among the methods
-            return out
-        out["openevolve"] = replace(out.get("openevolve") or OpenEvolveSettings(), max_tokens=max_tokens)
-    return out
 
 
 def mean_best_so_far(curves: Sequence[Sequence[CurvePoint]]) -> np.ndarray:

@@ -48,6 +48,7 @@ def run_baseline(
     summarizer: Summarizer | None = None,
     embedder: Embedder | None = None,
     peer_settings: Any = None,
+    max_tokens: int | None = None,
     run_dir: str | Path | None = None,
     executor: Executor | int | None = None,
 ) -> MethodResult:
@@ -56,19 +57,26 @@ def run_baseline(
     Loop methods use `base_config` (its budget is replaced by `budget`; default `default_config`) and
     roles built on `llm` unless given: `LLMProposer`/`LLMSummarizer` with the problem's objective and
     `default_embedder()`. Peers take `peer_settings` (`GepaSettings` / `OpenEvolveSettings`).
+    `max_tokens` caps every optimizer reply alike (default roles, GEPA's reflection, OpenEvolve's LLM).
     """
     if name not in ALL_METHODS:
         raise ValueError(f"name must be one of {list(ALL_METHODS)}, got {name!r}")
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        raise ValueError(f"max_tokens must be a positive int or None, got {max_tokens!r}")
     if name == "gepa":
-        from .gepa_adapter import run_gepa
+        from .gepa_adapter import GepaSettings, run_gepa
 
-        return run_gepa(problem, llm, budget=budget, seed=seed, settings=peer_settings, run_dir=run_dir)
+        settings = peer_settings or GepaSettings()
+        settings = replace(settings, max_tokens=max_tokens) if max_tokens is not None else settings
+        return run_gepa(problem, llm, budget=budget, seed=seed, settings=settings, run_dir=run_dir)
     if name == "openevolve":
-        from .openevolve_adapter import run_openevolve
+        from .openevolve_adapter import OpenEvolveSettings, run_openevolve
 
-        return run_openevolve(problem, llm, budget=budget, seed=seed, settings=peer_settings, run_dir=run_dir)
+        settings = peer_settings or OpenEvolveSettings()
+        settings = replace(settings, max_tokens=max_tokens) if max_tokens is not None else settings
+        return run_openevolve(problem, llm, budget=budget, seed=seed, settings=settings, run_dir=run_dir)
 
     counting = RoleCountingLLM(llm)
     # Test-set scoring is the caller's (unbudgeted) business: inside the loop it would hit the meter.
@@ -79,11 +87,13 @@ def run_baseline(
     if proposer is None:
         from ..roles import LLMProposer
 
-        proposer = LLMProposer(counting, objective=problem.objective, **PROPOSER_DEFAULTS)
+        proposer = LLMProposer(counting, objective=problem.objective,
+                               **{**PROPOSER_DEFAULTS, **({"max_tokens": max_tokens} if max_tokens else {})})
     if summarizer is None and configured.use_summarizer:
         from ..roles import LLMSummarizer
 
-        summarizer = LLMSummarizer(counting, **SUMMARIZER_DEFAULTS)
+        summarizer = LLMSummarizer(counting, **{**SUMMARIZER_DEFAULTS,
+                                                **({"max_tokens": max_tokens} if max_tokens else {})})
     if embedder is None and configured.eps > 0:
         from ..embedders import default_embedder
 
