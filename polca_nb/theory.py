@@ -56,7 +56,7 @@ __all__ = [
     "packing_bound",
     "fit_log_curve",
     "mean_and_sem",
-    "theorem1_bound",
+    "theorem1_slope",
     "theorem2_sequential_rate",
     "theorem2_polca_rate",
     "successes_needed",
@@ -213,7 +213,8 @@ class Oracle:
 class SearchConfig:
     """POLCA's knobs for one simulated batch of independent runs (one per seed).
 
-    ucb_c: the c in clip(mean + c * sqrt(ln(t + 1) / n) * B, 0, B). None (default) means the
+    ucb_c: the c in clip(mean + c * sqrt(ln(t + 1) / n) * B, 0, B), t = 1..iterations the iteration
+    number and n the program's observation count. None (default) means the
     sub-Gaussian width c = sqrt(2) * sigma / B, i.e. a bonus sigma * sqrt(2 ln(t + 1) / n): the UCB whose
     cost grows with sigma^2 as in Theorem 1's second term (and which is plain mean priority at sigma = 0).
     The paper's experiment code uses a fixed c = 1.0 (bonus scaled by the score range).
@@ -471,6 +472,8 @@ def simulate_polca(
 
     With stop_when_all_hit, stops after the first iteration at which every seed has a program in
     (B - gamma, B] in memory (traces are then shorter than config.iterations).
+    Random layout (what a seed means): one (S,) normal draw for the initial observations, then per
+    block of 64 iterations uniforms (64, 3, S), normals (64, d, S) for the oracle and noise (64, 2, S).
     """
     rng = _as_rng(rng)
     seeds, iterations, sigma, eps = config.seeds, config.iterations, config.sigma, config.eps
@@ -615,9 +618,9 @@ def simulate_sequential(
 # ---------------------------------------------------------------------------------------------------
 
 
-def theorem1_bound(n: np.ndarray, B: float, gamma: float, delta_0: float, sigma: float, n_eps: float) -> np.ndarray:
-    """Theorem 1's right-hand side without its hidden constant: (B/(2 gamma delta_0) + 64 sigma^2 N_eps / gamma^2) log n."""
-    return (B / (2 * gamma * delta_0) + 64 * sigma**2 * n_eps / gamma**2) * np.log(np.asarray(n, dtype=np.float64))
+def theorem1_slope(B: float, gamma: float, delta_0: float, sigma: float, n_eps: float) -> float:
+    """Theorem 1's coefficient of log n without its hidden constant: B/(2 gamma delta_0) + 64 sigma^2 N_eps / gamma^2."""
+    return B / (2 * gamma * delta_0) + 64 * sigma**2 * n_eps / gamma**2
 
 
 def theorem2_sequential_rate(B: float, gamma: float, delta_0: float) -> float:

@@ -23,6 +23,7 @@ from .theory import (
     Theorem2Sweep,
     mean_and_sem,
     packing_bound,
+    theorem1_slope,
 )
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 _LINESTYLE_BY_EPS_ON = {True: "-", False: ":"}
+_SCREEN_DPI = 72  # inline display (keeps the notebook small); save_figure writes at its own dpi
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
@@ -47,7 +49,7 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     return path
 
 
-def _log_grid(length: int, points: int = 200) -> np.ndarray:
+def _log_grid(length: int, points: int = 100) -> np.ndarray:
     """0-based indices of about `points` log-spaced iterations in 1..length (keeps figures light)."""
     return np.unique(np.geomspace(1, length, points).astype(int)) - 1
 
@@ -68,7 +70,7 @@ def plot_theorem1(sweep: Theorem1Sweep) -> Figure:
     a*ln n + b fits; the same with vs without the eps-Net; memory size N_eps(n)."""
     sigmas = sorted({sigma for sigma, _ in sweep.runs})
     colors = dict(zip(sigmas, sns.color_palette("viridis", len(sigmas))))
-    fig = Figure(figsize=(19, 5.5), layout="constrained")
+    fig = Figure(figsize=(19, 5.5), dpi=_SCREEN_DPI, layout="constrained")
     fitted_ax, compare_ax, memory_ax = fig.subplots(1, 3)
     first = next(iter(sweep.runs.values()))
     oracle = first.oracle
@@ -112,7 +114,7 @@ def _censored_mean(steps: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray,
 
 def plot_theorem2(sweep: Theorem2Sweep) -> Figure:
     """Steps to first reach (B - gamma, B] vs B/gamma (log y): sequential updating vs POLCA, with rates."""
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    fig = Figure(figsize=(8, 5.5), dpi=_SCREEN_DPI, layout="constrained")
     ax = fig.subplots()
     palette = sns.color_palette("deep")
     x = sweep.ratios
@@ -136,7 +138,7 @@ def plot_theorem2(sweep: Theorem2Sweep) -> Figure:
 
 def plot_priority_noise(sweep: PriorityNoiseSweep) -> Figure:
     """Mean vs UCB priority as sigma grows: true reward of the returned program; sub-optimal selection rate."""
-    fig = Figure(figsize=(13, 5), layout="constrained")
+    fig = Figure(figsize=(13, 5), dpi=_SCREEN_DPI, layout="constrained")
     left, right = fig.subplots(1, 2)
     palette = dict(zip(sweep.variants, sns.color_palette("deep", len(sweep.variants))))
     oracle = next(iter(sweep.runs.values())).oracle
@@ -163,7 +165,7 @@ def plot_priority_noise(sweep: PriorityNoiseSweep) -> Figure:
 
 def plot_run_summary(run: PolcaRun, title: str = "") -> Figure:
     """Three panels for one simulated batch: sub-optimal selections, memory size, best / returned reward."""
-    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    fig = Figure(figsize=(13, 3.8), dpi=_SCREEN_DPI, layout="constrained")
     axes = fig.subplots(1, 3)
     idx = _log_grid(run.iterations_run)
     n = run.n[idx]
@@ -186,7 +188,8 @@ def plot_run_summary(run: PolcaRun, title: str = "") -> Figure:
 
 
 def theorem1_table(sweep: Theorem1Sweep) -> pd.DataFrame:
-    """One row per (sigma, eps): fitted slope/intercept, final mean sub-optimal count, final memory size."""
+    """One row per (sigma, eps): fitted slope/intercept, Theorem 1's slope (no hidden constant, N_eps = final
+    mean memory size), final mean sub-optimal count and memory size, true reward of the returned program."""
     rows = []
     for (sigma, eps), run in sweep.runs.items():
         fit = sweep.fits[(sigma, eps)]
@@ -195,6 +198,8 @@ def theorem1_table(sweep: Theorem1Sweep) -> pd.DataFrame:
             "eps": eps,
             "slope a": round(fit.slope, 2) + 0.0,  # + 0.0 turns a rounded -0.0 into 0.0
             "intercept b": round(fit.intercept, 1) + 0.0,
+            "bound slope": round(theorem1_slope(run.oracle.B, run.oracle.gamma, run.oracle.delta_0, sigma,
+                                                float(run.memory_size[:, -1].mean())), 1),
             "subopt @ n": float(run.suboptimal_selections[:, -1].mean()),
             "N_eps @ n": float(run.memory_size[:, -1].mean()),
             "returned mu": round(float(run.returned_mu.mean()), 3),

@@ -130,7 +130,10 @@ def test_sub_gaussian_ucb_width_is_sigma_scaled() -> None:
 
 
 def naive_polca(oracle: Oracle, config: SearchConfig, seed: int) -> dict[str, np.ndarray]:
-    """POLCA written plainly, one seed at a time, consuming the generator in the documented layout."""
+    """POLCA written plainly, one seed at a time, consuming the generator in the documented layout.
+
+    Priorities come from `ucb_priority` (checked by hand above) rather than the simulator's fused update.
+    """
     rng = np.random.default_rng(seed)
     seeds, sigma, B, dim = config.seeds, config.sigma, oracle.B, oracle.latent_dim
     c = math.sqrt(2) * sigma / B if config.ucb_c is None else config.ucb_c
@@ -147,12 +150,9 @@ def naive_polca(oracle: Oracle, config: SearchConfig, seed: int) -> dict[str, np
             noise = rng.standard_normal((64, 2, seeds))
         for s in range(seeds):
             programs = memory[s]
-            values = []
-            for p in programs:
-                mean = sum(p["obs"]) / len(p["obs"])
-                if config.priority == "ucb":
-                    mean = min(max(mean + c * math.sqrt(math.log(t + 1) / len(p["obs"])) * B, 0.0), B)
-                values.append(mean)
+            means = np.array([sum(p["obs"]) / len(p["obs"]) for p in programs])
+            counts = np.array([len(p["obs"]) for p in programs])
+            values = list(ucb_priority(means, counts, t, B, c) if config.priority == "ucb" else means)
             top = max(values)
             parent = programs[max(i for i, v in enumerate(values) if v == top)]  # ties: newest
             parent["obs"].append(parent["mu"] + sigma * noise[step, 0, s])
