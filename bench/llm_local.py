@@ -61,7 +61,7 @@ def main() -> None:
             native_timings(url, _prompt(20, 0), 8)  # warm-up: page the weights in
             runs = [native_timings(url, _prompt(args.prompt_words, i), args.gen_tokens) for i in range(args.repeats)]
             print(f"native /completion ({args.repeats} runs, prompt {runs[0]['prompt_n']} tok, "
-                  f"gen {runs[0]['predicted_n']} tok): prefill {median([r['prompt_per_second'] for r in runs]):.0f} "
+                  f"gen {runs[0]['predicted_n']} tok): prefill {median([r['prompt_per_second'] for r in runs]):.1f} "
                   f"tok/s, generation {median([r['predicted_per_second'] for r in runs]):.0f} tok/s (medians)")
 
             sdk_seconds: list[float] = []
@@ -91,7 +91,7 @@ def main() -> None:
                 hit.append(time.perf_counter() - started)
             call = median(live)
             print(f"via anthropic SDK /v1/messages: median call {call * 1e3:.0f} ms for "
-                  f"{median(tokens_out):.0f} output tok -> {median(tokens_out) / call:.0f} tok/s end to end")
+                  f"{median(tokens_out):.0f} output tok -> {median(tokens_out) / call:.1f} tok/s end to end")
             print(f"client overhead, live call + cold disk cache write: {median(live_overhead) * 1e3:.2f} ms "
                   f"= {median(live_overhead) / call:.2e} of the call")
             print(f"client overhead, cache hit (whole call): {median(hit) * 1e3:.3f} ms "

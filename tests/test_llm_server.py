@@ -225,7 +225,7 @@ def server(tmp_path_factory):
 
 
 def _client(server, cache=None, **options):
-    return LLMClient(model=config.LOCAL_MODEL_NAME, server=server, api_key=config.LOCAL_API_KEY, cache=cache,
+    return LLMClient(model=config.LOCAL_MODEL_NAME, server=server, cache=cache,
                      timeout_s=60, **options)
 
 

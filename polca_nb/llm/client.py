@@ -202,7 +202,8 @@ class LLMClient:
         self.retry = retry if retry is not None else RetryPolicy()
         self.send_seed = (server is not None) if send_seed is None else send_seed
         self.cache_namespace = cache_namespace
-        self._api_key = api_key
+        # llama-server runs without --api-key, but the SDK refuses to send a request with no key.
+        self._api_key = api_key if api_key is not None or server is None else config.LOCAL_API_KEY
         self._create = create
         self._sleep = sleep
         self._slots = threading.BoundedSemaphore(max_concurrency)
@@ -411,7 +412,7 @@ def default_client(
     if chosen == "local":
         options.setdefault("max_concurrency", config.LOCAL_CONCURRENCY)
         return LLMClient(model=model or config.LOCAL_MODEL_NAME, server=server or shared_server(),
-                         api_key=config.LOCAL_API_KEY, cache=cache_obj, ledger=ledger, **options)
+                         cache=cache_obj, ledger=ledger, **options)
     key = api_key or os.environ.get(config.ENV_API_KEY)
     if chosen == "claude":
         if not key:
