@@ -62,7 +62,7 @@ def main() -> None:
             runs = [native_timings(url, _prompt(args.prompt_words, i), args.gen_tokens) for i in range(args.repeats)]
             print(f"native /completion ({args.repeats} runs, prompt {runs[0]['prompt_n']} tok, "
                   f"gen {runs[0]['predicted_n']} tok): prefill {median([r['prompt_per_second'] for r in runs]):.1f} "
-                  f"tok/s, generation {median([r['predicted_per_second'] for r in runs]):.0f} tok/s (medians)")
+                  f"tok/s, generation {median([r['predicted_per_second'] for r in runs]):.1f} tok/s (medians)")
 
             sdk_seconds: list[float] = []
 
