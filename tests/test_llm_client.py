@@ -7,21 +7,25 @@ import threading
 import time
 
 import anthropic
-import httpx2
 import pytest
 
-from polca_nb.llm import LLMClient, LLMError, LLMReply, RetryPolicy, default_client, resolve_backend
+from polca_nb.llm import LLM, LLMClient, LLMError, LLMReply, RetryPolicy, default_client, resolve_backend
 from polca_nb.llm import config
 from polca_nb.llm.client import sample_seed
 
+try:  # anthropic>=2 ships its own httpx fork; 0.x/1.x use httpx
+    import httpx2 as httpx
+except ImportError:
+    import httpx
+
 USER = [{"role": "user", "content": "Say hi."}]
-REQUEST = httpx2.Request("POST", "http://test.invalid/v1/messages")
+REQUEST = httpx.Request("POST", "http://test.invalid/v1/messages")
 OK = {"content": [{"type": "text", "text": "hi"}], "usage": {"input_tokens": 3, "output_tokens": 1},
       "stop_reason": "end_turn", "model": "fake"}
 
 
 def status_error(code: int, headers: dict[str, str] | None = None) -> anthropic.APIStatusError:
-    response = httpx2.Response(code, request=REQUEST, headers=headers or {})
+    response = httpx.Response(code, request=REQUEST, headers=headers or {})
     error_type = {400: anthropic.BadRequestError, 401: anthropic.AuthenticationError,
                   429: anthropic.RateLimitError}.get(code, anthropic.InternalServerError)
     return error_type(f"status {code}", response=response, body=None)
@@ -122,6 +126,7 @@ def test_request_shape_sampling_in_extra_body_and_tools_pass_through():
         return tool_reply
 
     client = LLMClient(model="claude-sonnet-4-5", create=create, cache=None)
+    assert isinstance(client, LLM)
     reply = client.complete(system="", messages=USER, role="task", max_tokens=50, temperature=0.7, sample_id=3,
                             tools=[tool], stop=["END"])
     sent = calls[0]
