@@ -377,3 +377,17 @@ def test_plot_runs_draws_mean_curve_and_references(data_folder):
     labels = [line.get_label() for line in ax.lines]
     assert any("(n=2)" in label for label in labels) and "POLCA (paper, approx)" in labels
     plt.close(fig)
+
+
+def test_a_broken_task_model_stops_the_run_before_the_search(data_folder):
+    """The search loop turns evaluator errors into zero scores; the initial test must not."""
+    examples = hq.load_examples(2)
+    preset = hq.HotpotPreset("tiny", n_examples=2, iterations=1, seeds=(0,), eps=0.0, use_summarizer=False,
+                             test_every=1, test_repeats=1)
+    broken = ScriptedLLM(replies=[])  # raises RuntimeError on the first call
+    with pytest.raises(RuntimeError, match="ran out of replies"):
+        hq.run_seed(preset, broken, seed=0, embedder=None, examples=examples)
+    assert len(broken.calls) == 1
+    accuracy = hq.measure_accuracy(hq.HotpotQAEvaluator(ScriptedLLM(replies=["Paris", "no", "Paris", "yes"])),
+                                   {"meta_instructions": "x"}, examples, repeats=2, seed=0)
+    assert accuracy == 0.75  # task 0 (Paris) right twice, task 1 (yes) right once

@@ -389,6 +389,8 @@ def make_config(preset: HotpotPreset, **overrides: Any) -> PolcaConfig:
 
 @dataclass(frozen=True)
 class HotpotRoles:
+    """The three LLM roles of a HotpotQA run, sharing one client."""
+
     evaluator: HotpotQAEvaluator
     proposer: LLMProposer
     summarizer: LLMSummarizer
@@ -405,7 +407,7 @@ def make_roles(llm: LLM, preset: HotpotPreset) -> HotpotRoles:
 
 
 # --- runs and curves -------------------------------------------------------------------------------
-def test_accuracy(evaluator: HotpotQAEvaluator, params: Params, examples: Sequence[Example], *, repeats: int,
+def measure_accuracy(evaluator: HotpotQAEvaluator, params: Params, examples: Sequence[Example], *, repeats: int,
                   seed: int, executor: Executor | None = None) -> float:
     """Mean score of `params` over `examples` x `repeats`, sample ids drawn from `seed`.
 
@@ -465,7 +467,7 @@ def run_seed(preset: HotpotPreset, llm: LLM, *, seed: int, embedder: Embedder | 
     config = config or make_config(preset)
     problem = make_problem(examples, roles.evaluator)
     exec_ = as_executor(executor if executor is not None else preset.workers)
-    initial = test_accuracy(roles.evaluator, problem.seed_params, problem.testset or examples,
+    initial = measure_accuracy(roles.evaluator, problem.seed_params, problem.testset or examples,
                             repeats=config.test_repeats, seed=seed, executor=exec_)
     result = polca(problem, roles.proposer, config, embedder=embedder if config.eps > 0 else None,
                    summarizer=roles.summarizer if config.use_summarizer else None, seed=seed, run_dir=run_dir,
