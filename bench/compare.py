@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -41,15 +42,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-train", type=int, default=10, help="training (= validation) questions")
     parser.add_argument("--n-test", type=int, default=10, help="held-out questions scoring each program")
     parser.add_argument("--grid", type=int, default=4, help="curve points per run (each costs test calls)")
-    parser.add_argument("--max-tokens", type=int, default=256, help="reply cap of every optimizer LLM call")
+    parser.add_argument("--max-tokens", type=int, default=160, help="reply cap of every optimizer LLM call")
     parser.add_argument("--minibatch", type=int, default=5, help="OpenEvolve examples per evaluation")
     parser.add_argument("--data-seed", type=int, default=0, help="train/test split of the questions")
+    parser.add_argument("--server-threads", type=int, default=None,
+                        help="llama-server -t for the local model (default: polca_nb.llm.config); 1 is much "
+                             "faster when other processes share the cores")
     parser.add_argument("--json", type=Path, help="also write rows, per-seed finals and timings here")
+    parser.add_argument("--verbose", action="store_true", help="show the roles' warnings (unparsable replies)")
     args = parser.parse_args(argv)
+    if not args.verbose:  # a weak local model makes many unparsable replies; the ledger still counts them
+        logging.getLogger("polca_nb.roles").setLevel(logging.ERROR)
 
     from polca_nb.baselines.openevolve_adapter import OpenEvolveSettings
 
-    llm = default_client()
+    server = None
+    if args.server_threads is not None:
+        from polca_nb.llm import LocalServer, ServerSettings
+
+        server = LocalServer(ServerSettings(threads=args.server_threads))
+    llm = default_client(server=server)
     problem = short_answer_problem(llm, n_train=args.n_train, n_test=args.n_test, seed=args.data_seed)
     print(f"short-answer: {len(problem.trainset)} train / {len(problem.testset)} test, budget {args.budget} "
           f"metric calls, seeds 0..{args.seeds - 1}, model {llm.model}", flush=True)
@@ -69,6 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(rows))
     print(f"\nseed program test score {comparison.initial:.3f}; wall time {total / 60:.1f} min")
     print(llm.ledger)
+    if server is not None:
+        server.stop()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,

@@ -76,7 +76,7 @@ def test_summary_rows_target_the_best_baseline_and_read_calls_off_the_mean_best_
         "gepa": [[0.1, 0.3, 0.5, 0.5], [0.1, 0.1, 0.3, 0.5]],    # finals .5 .5 -> mean .5
         "sequential": [[0.3, 0.2, 0.2, 0.2], [0.1, 0.1, 0.1, 0.2]],  # finals mean .2
     })
-    rows = {r["method"]: r for r in summary_rows(c)}
+    rows = {r["method"]: r for r in summary_rows(c, best_so_far=True)}
     assert rows["polca"]["target"] == pytest.approx(0.5) and rows["polca"]["best_baseline"] == "gepa"
     assert rows["polca"]["calls_to_target"] == 20
     assert rows["gepa"]["calls_to_target"] == 40        # gepa best-so-far mean: .1 .2 .4 .5
@@ -87,6 +87,17 @@ def test_summary_rows_target_the_best_baseline_and_read_calls_off_the_mean_best_
     assert rows["polca"]["se"] == pytest.approx(np.std([0.8, 0.6]) / np.sqrt(2))
     text = format_table(list(rows.values()))
     assert "never" in text and "gepa" in text and "0.700 +- 0.071" in text
+
+
+def test_calls_to_reach_reads_the_returned_program_curve_by_default():
+    c = comparison({"polca": [[0.6, 0.2, 0.2, 0.5], [0.6, 0.2, 0.4, 0.5]],  # returned mean: .6 .2 .3 .5
+                    "gepa": [[0.1, 0.1, 0.1, 0.1]] * 2})
+    assert calls_to_reach(c, "polca", 0.55) == 10
+    assert calls_to_reach(c, "polca", 0.45) == 10
+    c = comparison({"polca": [[0.1, 0.9, 0.1, 0.5], [0.1, 0.1, 0.5, 0.5]],  # returned mean: .1 .5 .3 .5
+                    "gepa": [[0.1, 0.1, 0.1, 0.1]] * 2})
+    assert calls_to_reach(c, "polca", 0.6) is None
+    assert calls_to_reach(c, "polca", 0.6, best_so_far=True) == 30  # running maxima' mean: .1 .5 .7 .7
 
 
 def test_calls_to_reach_is_zero_when_the_seed_already_scores_the_target():
