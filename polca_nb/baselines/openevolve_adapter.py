@@ -190,7 +190,7 @@ def evaluate_registered(key: str, program_path: str):
     text = Path(program_path).read_text(encoding="utf-8")
     params = parse_program(text, list(ctx.problem.seed_params))
     if params is None:
-        return EvaluationResult(metrics={"combined_score": 0.0},
+        return EvaluationResult(metrics={"error": 0.0},
                                 artifacts={"feedback": "The program lost one of its parameters: "
                                                        f"{list(ctx.problem.seed_params)}. Nothing was run."})
     batch = ctx.minibatch()
