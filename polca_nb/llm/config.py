@@ -93,14 +93,16 @@ LOCAL_API_KEY = "local-no-key"
 SERVER_HOST = "127.0.0.1"
 SERVER_CONTEXT = 8192
 """-c: the whole context; with SERVER_PARALLEL slots each slot gets SERVER_CONTEXT / SERVER_PARALLEL."""
-SERVER_THREADS = 1
-"""-t. One thread, not two, because the dev machine has 2 shared cores: measured with load ~7 (other
-servers, tests, evaluators), SmolLM2 generation ran 21-34 tok/s with -t 1 but 0.5-8 tok/s with -t 2,
-whose threads stall waiting for each other when oversubscribed. On an idle machine -t 2 is faster;
-set $POLCA_LLAMA_THREADS=2 there."""
+SERVER_THREADS = 2
+"""-t. Two threads for the 2-core machines this project runs on (tests and notebooks use one server at
+a time). When the cores are shared with other heavy work, -t 2 stalls (measured under load ~7:
+generation 0.5-8 tok/s with -t 2 against 21-34 tok/s with -t 1): set $POLCA_LLAMA_THREADS=1 there."""
 SERVER_PARALLEL = 1
-SERVER_SEED = 0
-"""--seed: the server's default sampling seed, so an uncached rerun samples the same text."""
+SERVER_SEED = -1
+"""--seed: -1 = a fresh random seed per request. llama-server's /v1/messages drops the per-request
+`seed`, so a fixed server seed would make every resample of a request identical: no execution noise
+for the task model and no diversity in repeated proposals. Random sampling behaves like Claude (which
+has no seed either); reproducibility comes from the cache, where `sample_id` keys each sample."""
 SERVER_STARTUP_TIMEOUT_S = 60.0
 SERVER_STOP_TIMEOUT_S = 5.0
 SERVER_START_ATTEMPTS = 3
