@@ -17,13 +17,17 @@ from .llm_user import LLMUser
 from .problem import (
     PARAM,
     PRESETS,
+    CostModel,
     TauEvaluator,
     TauPreset,
+    comparison_table,
     episode_feedback,
     evaluate_program,
     make_evaluator,
     make_optimizer_roles,
+    paper_reference,
     pass_at_1,
+    plot_comparison,
     task_examples,
     tau_problem,
 )
@@ -41,9 +45,9 @@ from .tools import TERMINATE_TOOLS, TOOLS, ToolSpec, execute_tool, tool_schemas
 from .user import STOP_TOKEN, ScriptedUser, UserSimulator
 
 __all__ = [
-    "AgentStep", "Episode", "LLMUser", "PARAM", "PRESETS", "TauAgent", "TauEvaluator", "TauPreset",
-    "choose_mode", "episode_feedback", "evaluate_program", "make_evaluator", "make_optimizer_roles",
-    "parse_text_action", "pass_at_1", "render_html", "run_episode", "run_episodes", "task_examples",
+    "AgentStep", "CostModel", "Episode", "LLMUser", "PARAM", "PRESETS", "TauAgent", "TauEvaluator", "TauPreset",
+    "choose_mode", "comparison_table", "episode_feedback", "evaluate_program", "make_evaluator", "make_optimizer_roles",
+    "paper_reference", "parse_text_action", "pass_at_1", "plot_comparison", "render_html", "run_episode", "run_episodes", "task_examples",
     "tau_problem", "tool_catalog", "transcript_text",
     "Action", "Db", "EnvState", "MAX_STEPS", "RESPOND", "RetailData", "RewardInfo", "STOP_TOKEN",
     "ScriptedUser", "StepResult", "TERMINATE_TOOLS", "TOOLS", "Task", "ToolSpec", "Turn", "UserSimulator",

@@ -12,15 +12,18 @@ task id and the customer instruction: the gold actions never reach the optimizer
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ...budget import Budget
 from ...llm.base import LLM
+from ...llm.config import Price
 from ...roles import LLMProposer, LLMSummarizer
 from ...runner import PolcaConfig, Problem
 from ...types import Evaluation, Example, Params
@@ -326,3 +329,102 @@ def make_optimizer_roles(llm: LLM, preset: TauPreset) -> tuple[LLMProposer, LLMS
     summarizer = LLMSummarizer(llm, max_tokens=preset.summarizer_max_tokens,
                                feedback_chars=min(feedback_chars, 2000))
     return proposer, summarizer
+
+
+# -- reference numbers and cost ---------------------------------------------------------------------------
+
+def paper_reference() -> dict[str, Any]:
+    """The paper's τ-bench numbers (`polca_nb/reference/tau_bench.json`, each with its source)."""
+    text = resources.files("polca_nb").joinpath("reference").joinpath("tau_bench.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Token assumptions for pricing a run before it happens (per call, Claude tokenizer, no prompt caching).
+
+    Defaults are our estimates, not measurements: the agent's system prompt (wiki ~1.3k tokens) plus the
+    16 tool schemas (~2k) plus a history that grows to a few thousand tokens gives ~6.5k input tokens
+    per agent call on average over a ~12-step episode; the customer sees a short prompt. The proposer
+    reads two full feedbacks; the summarizer up to five candidates with two trajectories each.
+    """
+
+    agent_calls_per_episode: float = 12.0
+    agent_input_tokens: float = 6500.0
+    agent_output_tokens: float = 80.0
+    user_calls_per_episode: float = 6.0
+    user_input_tokens: float = 1000.0
+    user_output_tokens: float = 30.0
+    proposer_input_tokens: float = 8000.0
+    proposer_output_tokens: float = 1500.0
+    summarizer_input_tokens: float = 10000.0
+    summarizer_output_tokens: float = 1000.0
+
+    def episodes(self, preset: TauPreset, table_programs: int = 2) -> int:
+        """Most episodes a run can take: per iteration K*b*m exploration + K*P validation batches, plus
+        `table_programs` full passes over the table's tasks."""
+        config = preset.config()
+        per_iteration = (config.num_candidates * config.batch_size * config.num_batches
+                         + config.num_candidates * config.num_batches * config.num_proposals * config.val_batch)
+        return preset.iterations * per_iteration + table_programs * len(preset.test)
+
+    def usd(self, preset: TauPreset, price: Price, table_programs: int = 2) -> dict[str, float]:
+        """Estimated USD per role (task, user_sim, proposer, summarizer) and the total, at `price`."""
+        config = preset.config()
+        episodes = self.episodes(preset, table_programs)
+        proposals = preset.iterations * config.num_candidates * config.num_batches * config.num_proposals
+        summaries = preset.iterations if config.use_summarizer else 0
+        cost = {
+            "task": episodes * self.agent_calls_per_episode * price.cost(self.agent_input_tokens,
+                                                                         self.agent_output_tokens),
+            "user_sim": episodes * self.user_calls_per_episode * price.cost(self.user_input_tokens,
+                                                                            self.user_output_tokens),
+            "proposer": proposals * price.cost(self.proposer_input_tokens, self.proposer_output_tokens),
+            "summarizer": summaries * price.cost(self.summarizer_input_tokens, self.summarizer_output_tokens),
+        }
+        cost["total"] = sum(cost.values())
+        return cost
+
+
+def comparison_table(ours: Mapping[str, Sequence[Episode]], groups: Mapping[str, Sequence[int]],
+                     reference: Mapping[str, Any] | None = None, reference_rows: Sequence[str] = ("Base prompt", "POLCA")):
+    """Pass@1 per table column: one row per program of ours ("ours: <name>"), then the paper's rows
+    ("paper: <name>") from `reference` (the `paper_reference()` dict). A pandas DataFrame."""
+    import pandas as pd  # noqa: PLC0415 - notebooks-only dependency
+
+    rows = {}
+    for name, episodes in ours.items():
+        table = pass_at_1(episodes, groups)
+        rows[f"ours: {name}"] = {column: round(value, 3) for column, (value, _) in table.items()}
+    if reference is not None:
+        paper = reference["table"]["rows"]
+        for name in reference_rows:
+            rows[f"paper: {name}"] = {column: paper[name].get(column, math.nan) for column in groups}
+    return pd.DataFrame(rows).T[list(groups)]
+
+
+def plot_comparison(ax, table, title: str = "") -> None:
+    """Grouped bars of a `comparison_table`: one group per column, ours solid, the paper's hatched."""
+    columns = list(table.columns)
+    names = list(table.index)
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(columns))
+    colors = {"base": "#8c8c8c", "other": "#1f77b4"}
+    for i, name in enumerate(names):
+        is_base = "base" in name.lower()
+        paper = name.startswith("paper")
+        values = table.loc[name].astype(float).to_numpy()
+        bars = ax.bar(x + (i - (len(names) - 1) / 2) * width, np.nan_to_num(values), width,
+                      color=colors["base" if is_base else "other"], alpha=0.45 if paper else 0.95,
+                      hatch="//" if paper else None, edgecolor="black", linewidth=0.5, label=name)
+        for bar, value in zip(bars, values):
+            label = "n/a" if math.isnan(value) else f"{value:.2f}"
+            ax.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom",
+                        fontsize=8, xytext=(0, 2), textcoords="offset points")
+    ax.set_xticks(x, columns)
+    ax.set_ylim(0, 1.0)
+    ax.set_ylabel("Pass@1")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right", ncols=2)
+    if title:
+        ax.set_title(title, fontsize=10)
