@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -37,15 +38,19 @@ from polca_nb.benchmarks.tau_retail.llm_user import GREETING, LLMUser
 from polca_nb.benchmarks.tau_retail.problem import (
     PARAM,
     PRESETS,
+    CostModel,
     TauEvaluator,
     action_trace,
+    comparison_table,
     evaluate_program,
     make_optimizer_roles,
     pass_at_1,
+    paper_reference,
     task_example,
     tau_problem,
 )
 from polca_nb.llm.base import LLMReply, ScriptedLLM
+from polca_nb.llm.config import Price
 from polca_nb.budget import Budget
 from polca_nb.runner import PolcaConfig, polca
 
@@ -419,3 +424,37 @@ def test_rendered_conversation_shows_tool_calls_and_escapes_text(data):
     assert "reward 1" in page
     text = transcript_text(episode, max_chars=200)
     assert len(text) < 260 and "characters omitted" in text and text.startswith("Customer: Cancel it.")
+
+
+def test_comparison_table_puts_ours_beside_the_papers_rows(data):
+    task = data.task("test", 88)
+    solved = run_episode(data, task, TauAgent(ToolScriptedLLM(gold_tool_replies(task) + ["Done."]), data.wiki,
+                                              mode="tools"), ScriptedUser(["Hi.", STOP_TOKEN]), instructions="",
+                         seed=0)
+    failed = run_episode(data, task, TauAgent(ToolScriptedLLM(["No."]), data.wiki, mode="tools"),
+                         ScriptedUser(["Hi.", STOP_TOKEN]), instructions="", seed=0)
+    reference = paper_reference()
+    table = comparison_table({"base": [failed], "tuned": [solved, failed]}, {"a": (88,), "b": (1,)}, reference)
+    assert list(table.index) == ["ours: base", "ours: tuned", "paper: Base prompt", "paper: POLCA"]
+    assert table.loc["ours: tuned", "a"] == 0.5 and table.loc["ours: base", "a"] == 0.0
+    assert math.isnan(table.loc["ours: base", "b"])              # no episode of task 1
+    rows = reference["table"]["rows"]
+    # The paper's "all 115" is the task-weighted mean of its two other columns (polca-method.md §5.1).
+    for name in ("Base prompt", "POLCA"):
+        weighted = (10 * rows[name]["first 10"] + 105 * rows[name]["last 105"]) / 115
+        assert abs(weighted - rows[name]["all 115"]) < 0.0015
+    full = comparison_table({"x": [solved]}, PRESETS["paper"].groups, reference)
+    assert full.loc["paper: POLCA", "all 115"] == rows["POLCA"]["all 115"]
+
+
+def test_cost_model_counts_the_most_episodes_a_preset_can_run():
+    paper = PRESETS["paper"]
+    model = CostModel()
+    # Per iteration: K*b exploration episodes plus one validation batch of b for each of K proposals.
+    assert model.episodes(paper) == 101 * (5 * 2 + 5 * 2) + 2 * 115
+    price = Price(3.0, 15.0)
+    cost = model.usd(paper, price)
+    agent_calls = model.episodes(paper) * model.agent_calls_per_episode
+    assert cost["task"] == pytest.approx(agent_calls * (6500 * 3 + 80 * 15) / 1e6)
+    assert cost["total"] == pytest.approx(sum(v for k, v in cost.items() if k != "total"))
+    assert model.usd(paper.with_(use_summarizer=False), price)["summarizer"] == 0.0
