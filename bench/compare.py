@@ -11,6 +11,7 @@ POLCA / method ratios of final score and of calls to reach.
 
 Offline this uses the embedded SmolLM2-135M as optimizer and task model: the numbers exercise the
 harness, they do not reproduce the paper. With ANTHROPIC_API_KEY set, the same command uses Claude.
+On a machine shared with other jobs, POLCA_LLAMA_THREADS=1 keeps the local server fast.
 """
 
 from __future__ import annotations
@@ -45,9 +46,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=160, help="reply cap of every optimizer LLM call")
     parser.add_argument("--minibatch", type=int, default=5, help="OpenEvolve examples per evaluation")
     parser.add_argument("--data-seed", type=int, default=0, help="train/test split of the questions")
-    parser.add_argument("--server-threads", type=int, default=None,
-                        help="llama-server -t for the local model (default: polca_nb.llm.config); 1 is much "
-                             "faster when other processes share the cores")
     parser.add_argument("--json", type=Path, help="also write rows, per-seed finals and timings here")
     parser.add_argument("--verbose", action="store_true", help="show the roles' warnings (unparsable replies)")
     args = parser.parse_args(argv)
@@ -56,12 +54,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from polca_nb.baselines.openevolve_adapter import OpenEvolveSettings
 
-    server = None
-    if args.server_threads is not None:
-        from polca_nb.llm import LocalServer, ServerSettings
-
-        server = LocalServer(ServerSettings(threads=args.server_threads))
-    llm = default_client(server=server)
+    llm = default_client()
     problem = short_answer_problem(llm, n_train=args.n_train, n_test=args.n_test, seed=args.data_seed)
     print(f"short-answer: {len(problem.trainset)} train / {len(problem.testset)} test, budget {args.budget} "
           f"metric calls, seeds 0..{args.seeds - 1}, model {llm.model}", flush=True)
@@ -81,8 +74,6 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(rows))
     print(f"\nseed program test score {comparison.initial:.3f}; wall time {total / 60:.1f} min")
     print(llm.ledger)
-    if server is not None:
-        server.stop()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
