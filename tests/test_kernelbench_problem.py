@@ -343,3 +343,28 @@ def test_reference_as_model_new_scores_about_one_through_the_loop(tmp_path):
     assert task_run.evaluation_counts == {"calls": 2, "evaluated": 1, "screened": 1, "memoized": 0, "success": 1}
     assert [c["role"] for c in llm.calls] == ["summarizer", "proposer"]
     assert (tmp_path / "run" / "events.jsonl").exists()
+
+
+@pytest.mark.slow  # two real C++ builds (about a minute each on 2 cores)
+def test_cpp_kernels_through_the_loop_build_failure_is_memoized(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from polca_nb.benchmarks.kernelbench import backend_status, sample_source
+
+    if not backend_status("cpu")[0]:
+        pytest.skip(backend_status("cpu")[1])
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a cold, private build cache
+    working = sample_source("cpp_square_matmul")
+    broken = working.replace("return c;", "return c")  # a C++ syntax error: the build must fail
+    assert broken != working
+    llm = scripted_kernel_llm({SQUARE.idx: [fenced(broken), fenced(working)]})
+    setup = KernelBenchSetup(backend="cpu", task_indices=(SQUARE.idx,), num_candidates=1, iterations=2, eps=0.0,
+                             use_summarizer=False, num_warmup=1, num_perf_trials=5, timeout_s=400.0)
+    task_run = run_task(SQUARE, setup, llm, embedder=None)
+    # Round 1 builds the broken kernel (fails); round 2 re-explores it (newest first among equal means)
+    # from the memo, without a build, then builds and times the working kernel.
+    assert task_run.evaluation_counts == {"calls": 4, "evaluated": 2, "screened": 1, "memoized": 1, "success": 1}
+    events = [e for e in task_run.result.events if e["type"] == "evaluation"]
+    assert [e["feedback"].split(" - ")[0] for e in events] == ["COMPILATION FAILURE"] * 3 + ["SUCCESS"]
+    assert json.loads(events[2]["output"])["memoized"] is True
+    assert task_run.best_candidate.params["kernel"].strip() == working.strip()
+    assert task_run.step_scores[:2] == (0.0, 0.0) and task_run.step_scores[2] > 0

@@ -228,8 +228,9 @@ def run_kernelbench(
 ) -> KernelBenchRun:
     """POLCA on every task of `setup.task_indices`, one after another (the paper ran one thread).
 
-    Run directories are `<runs_dir>/kernelbench-<setup.label()>-seed<seed>/task<idx>`, so rerunning
-    the same setup resumes or reloads; `tasks` defaults to `load_tasks()`.
+    Task idx runs with seed `seed + idx`. Run directories are
+    `<runs_dir>/kernelbench-<setup.label()>-seed<seed>/task<idx>`, so rerunning the same setup resumes
+    or reloads; `tasks` defaults to `load_tasks()`. One evaluator serves all tasks (its memo is per task).
     """
     all_tasks = list(tasks) if tasks is not None else load_tasks()
     by_idx = {t.idx: t for t in all_tasks}
