@@ -49,6 +49,7 @@ from polca_nb.benchmarks.tau_retail.problem import (
     task_example,
     tau_problem,
 )
+from polca_nb.llm import LLMClient
 from polca_nb.llm.base import LLMReply, ScriptedLLM
 from polca_nb.llm.config import Price
 from polca_nb.budget import Budget
@@ -458,3 +459,33 @@ def test_cost_model_counts_the_most_episodes_a_preset_can_run():
     assert cost["task"] == pytest.approx(agent_calls * (6500 * 3 + 80 * 15) / 1e6)
     assert cost["total"] == pytest.approx(sum(v for k, v in cost.items() if k != "total"))
     assert model.usd(paper.with_(use_summarizer=False), price)["summarizer"] == 0.0
+
+
+def test_tool_mode_through_the_real_client_sends_well_formed_messages_api_requests(data):
+    """LLMClient with a stand-in for `messages.create`: tools, tool_use and tool_result blocks round-trip."""
+    task = data.task("test", 88)
+    gold = task.actions[0]
+    bodies = []
+
+    def create(**body):
+        bodies.append(copy.deepcopy(body))
+        if len(bodies) == 1:
+            content = [{"type": "text", "text": "Cancelling."},
+                       {"type": "tool_use", "id": "toolu_a", "name": gold.name, "input": dict(gold.kwargs)}]
+        else:
+            content = [{"type": "text", "text": "Your order is cancelled."}]
+        return {"content": content, "usage": {"input_tokens": 10, "output_tokens": 3}, "stop_reason": "end_turn",
+                "model": "claude-sonnet-4-5"}
+
+    llm = LLMClient(model="claude-sonnet-4-5", api_key="test", create=create)
+    assert choose_mode(llm) == "tools"
+    episode = run_episode(data, task, TauAgent(llm, data.wiki), ScriptedUser(["Cancel it.", STOP_TOKEN]),
+                          instructions="Be brief.", seed=4)
+    assert episode.reward == 1.0
+    first, second = bodies
+    assert [t["name"] for t in first["tools"]] == list(TOOLS) and first["extra_body"]["temperature"] == 0.0
+    assert first["system"].endswith("Be brief.") and "seed" not in first["extra_body"]
+    assert second["messages"][1]["content"] == [{"type": "tool_use", "id": "toolu_a", "name": gold.name,
+                                                 "input": dict(gold.kwargs)}]
+    assert second["messages"][2]["content"][0]["tool_use_id"] == "toolu_a"
+    assert llm.ledger.snapshot()["usage"]["task"]["calls"] == 2

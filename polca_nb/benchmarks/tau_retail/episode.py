@@ -69,8 +69,8 @@ class Episode:
 def run_episode(data: RetailData, task: Task, agent: TauAgent, user: UserSimulator, *, instructions: str,
                 seed: int, max_steps: int = MAX_STEPS) -> Episode:
     """Play one episode to its end (###STOP###, a transfer, or `max_steps` agent steps)."""
-    if not isinstance(seed, int):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0 (it is the LLM sample_id), got {seed!r}")
     if not isinstance(max_steps, int) or max_steps < 1:
         raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
     episode = Episode(task=task, seed=seed, instructions=instructions, mode=agent.mode)
