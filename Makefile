@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 test: setup
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(PYTEST_ARGS)
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not server" $(PYTEST_ARGS)
