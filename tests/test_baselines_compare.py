@@ -21,7 +21,9 @@ from polca_nb.baselines.compare import (
     compare_methods,
     default_grid,
     format_table,
+    mean_best_so_far,
     program_at,
+    running_best,
     summary_rows,
 )
 from polca_nb.llm.base import ScriptedLLM
@@ -98,6 +100,15 @@ def test_calls_to_reach_reads_the_returned_program_curve_by_default():
                     "gepa": [[0.1, 0.1, 0.1, 0.1]] * 2})
     assert calls_to_reach(c, "polca", 0.6) is None
     assert calls_to_reach(c, "polca", 0.6, best_so_far=True) == 30  # running maxima' mean: .1 .5 .7 .7
+
+
+def test_best_so_far_starts_from_the_seed_program_and_never_drops():
+    grid = (10, 20, 30)
+    assert [p.score for p in running_best(curve([0.2, 0.5, 0.3], grid), initial=0.4)] == [0.4, 0.5, 0.5]
+    c = comparison({"polca": [[0.2, 0.2, 0.3, 0.3], [0.6, 0.1, 0.1, 0.1]]}, initial=0.4)
+    assert mean_best_so_far(c.curves["polca"], c.initial) == pytest.approx([0.5, 0.5, 0.5, 0.5])
+    means, _ = EpsSweep((0.1,), (c,)).final_best_so_far()
+    assert means == pytest.approx([0.5])  # seed 0 never beat the seed program: 0.4 counts, not 0.3
 
 
 def test_calls_to_reach_is_zero_when_the_seed_already_scores_the_target():

@@ -19,7 +19,7 @@ from ..llm.base import LLM
 from ..plots import plot_score_curves
 from ..protocols import Embedder
 from ..runner import PolcaConfig, Problem
-from .compare import Comparison, compare_methods, mean_best_so_far
+from .compare import Comparison, compare_methods, mean_best_so_far, running_best
 
 ABLATION_METHODS = ("polca-vanilla", "polca+epsnet", "polca+summarizer", "polca")
 """Fig. 9's four variants, as names of `methods.METHODS`."""
@@ -51,11 +51,11 @@ class EpsSweep:
     comparisons: tuple[Comparison, ...]
 
     def final_best_so_far(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per eps: mean and s.e. over seeds of the best-so-far test score at the budget."""
+        """Per eps: mean and s.e. over seeds of the best-so-far test score at the budget (seed program included)."""
         means, ses = [], []
         for comparison in self.comparisons:
             (curves,) = comparison.curves.values()
-            finals = np.array([max(p.score for p in curve) for curve in curves])
+            finals = np.array([max(comparison.initial, *(p.score for p in curve)) for curve in curves])
             means.append(finals.mean())
             ses.append(finals.std() / np.sqrt(len(finals)))
         return np.array(means), np.array(ses)
@@ -82,13 +82,8 @@ def plot_ablation(ax, comparison: Comparison, *, title: str = "", labels: Mappin
     """Our variants: mean +- s.e. best-so-far test score vs metric calls (the paper's protocol).
 
     `labels` renames methods in the legend (e.g. the paper's "Vanilla", "+ eps-Net", ...)."""
-    curves = {}
-    for name, per_seed in comparison.curves.items():
-        best_so_far = []
-        for curve in per_seed:
-            running = np.maximum.accumulate([p.score for p in curve])
-            best_so_far.append([replace(p, score=float(s)) for p, s in zip(curve, running)])
-        curves[(labels or {}).get(name, name)] = best_so_far
+    curves = {(labels or {}).get(name, name): [running_best(curve, comparison.initial) for curve in per_seed]
+              for name, per_seed in comparison.curves.items()}
     plot_score_curves(ax, curves, grid=[0, *comparison.grid], initial=comparison.initial,
                       ylabel="best-so-far test score")
     if title:

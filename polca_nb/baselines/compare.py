@@ -124,10 +124,16 @@ def compare_methods(
     return Comparison(budget, tuple(seeds), grid, initial, results, curves, finals, seconds)
 
 
-def mean_best_so_far(curves: Sequence[Sequence[CurvePoint]]) -> np.ndarray:
-    """Across seeds, the mean of each seed's running max on the grid (the paper's plotted curve)."""
-    values = np.array([[p.score for p in curve] for curve in curves], dtype=float)
-    return np.maximum.accumulate(values, axis=1).mean(axis=0)
+def running_best(curve: Sequence[CurvePoint], initial: float) -> list[CurvePoint]:
+    """The running max of one curve, the seed program's score included (a best-so-far never drops below
+    where the run started)."""
+    running = np.maximum.accumulate([initial, *(p.score for p in curve)])[1:]
+    return [CurvePoint(p.iteration, p.metric_calls, float(v)) for p, v in zip(curve, running)]
+
+
+def mean_best_so_far(curves: Sequence[Sequence[CurvePoint]], initial: float) -> np.ndarray:
+    """Across seeds, the mean of each seed's best-so-far score on the grid (the paper's plotted curve)."""
+    return np.array([[p.score for p in running_best(curve, initial)] for curve in curves]).mean(axis=0)
 
 
 def mean_returned(curves: Sequence[Sequence[CurvePoint]]) -> np.ndarray:
@@ -144,7 +150,7 @@ def calls_to_reach(comparison: Comparison, method: str, target: float, *, best_s
     if comparison.initial >= target:
         return 0
     curves = comparison.curves[method]
-    curve = mean_best_so_far(curves) if best_so_far else mean_returned(curves)
+    curve = mean_best_so_far(curves, comparison.initial) if best_so_far else mean_returned(curves)
     hits = np.nonzero(curve >= target - 1e-12)[0]
     return None if len(hits) == 0 else comparison.grid[int(hits[0])]
 
