@@ -11,6 +11,11 @@ EXTRAS := notebooks,llm,kernel,baselines,dev
 # Portable llama.cpp build: no tests/examples, no CPU-specific flags, no curl (no downloads at run time).
 LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
 PYTEST_ARGS ?=
+# Notebooks checked by nbval in `make test`. 10_hotpotqa and 11_tau_bench are left out until they have
+# been verified end to end at smoke scale on an idle machine (see the open issues); run them with
+# `make test NBVAL_NOTEBOOKS=notebooks`.
+NBVAL_NOTEBOOKS ?= notebooks/00_quickstart.ipynb notebooks/01_theory_convergence_under_noise.ipynb \
+                   notebooks/13_kernelbench.ipynb notebooks/20_ablations.ipynb
 
 .PHONY: setup test test-fast reproduce bench clean
 
@@ -31,7 +36,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 test: setup
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(NBVAL_NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not server" $(PYTEST_ARGS)
