@@ -358,8 +358,10 @@ PRESETS: dict[str, HotpotPreset] = {
     "paper": HotpotPreset("paper", n_examples=100, iterations=100, seeds=(0, 1, 2), num_candidates=5, batch_size=2,
                           eps=0.1, use_summarizer=True, test_every=10, test_repeats=5, max_paragraphs=None,
                           task_max_tokens=256, proposer_max_tokens=4096, summarizer_max_tokens=2048, workers=8),
-    # Sized for the embedded SmolLM2-135M on 2 cores (see the notebook for the measured seconds per call):
-    # 6 tasks, contexts cut to the 2 supporting paragraphs + 1 distractor, short replies.
+    # Sized for the embedded SmolLM2-135M on 2 idle cores: 6 tasks, contexts cut to the 2 supporting paragraphs
+    # + 1 distractor (~400 instead of ~1,600 prompt tokens), short replies. Its 47 requests (38 task, 6 proposer,
+    # 3 summarizer) need ~260 s of single-thread llama.cpp time (prefill ~117 tok/s, generation ~62 tok/s, measured
+    # with llama-bench as CPU time), i.e. ~3-5 minutes for the whole notebook cold.
     "smoke": HotpotPreset("smoke", n_examples=6, iterations=3, seeds=(0,), num_candidates=2, batch_size=2,
                           eps=0.1, use_summarizer=True, test_every=1, test_repeats=1, max_paragraphs=3,
                           task_max_tokens=24, proposer_max_tokens=192, summarizer_max_tokens=160, workers=1),
