@@ -243,7 +243,7 @@ def test_download_without_datasets_says_what_to_install(monkeypatch, tmp_path):
 
 
 @needs_shared
-def test_download_writes_the_shared_files_bytes(monkeypatch, tmp_path):
+def test_download_writes_the_shared_files_bytes(monkeypatch, tmp_path, capsys):
     """Fed HF-style rows (with the `id` field the shared file lacks), the writer reproduces the file."""
     rows = [{"id": f"id{i}", **r} for i, r in enumerate(json.loads(SHARED_FILE.read_text(encoding="utf-8")))]
     asked = {}
@@ -256,6 +256,14 @@ def test_download_writes_the_shared_files_bytes(monkeypatch, tmp_path):
     out = hq.download(100, tmp_path / "hotpot.json")
     assert asked == {"name": "hotpotqa/hotpot_qa", "config": "distractor", "split": "validation", "streaming": True}
     assert hq.sha256_of(out) == hq.DATA_SHA256
+    assert hq.main(["download", "--out", str(tmp_path / "cli.json")]) == 0
+    assert "identical to the paper's 100-task file" in capsys.readouterr().out
+
+
+def test_download_command_without_datasets_exits_with_a_message(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    assert hq.main(["download", "--out", str(tmp_path / "x.json")]) == 2
+    assert "pip install datasets" in capsys.readouterr().err and not (tmp_path / "x.json").exists()
 
 
 # --- the loop with scripted models (no server) -----------------------------------------------------

@@ -685,7 +685,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     get.add_argument("--n", type=int, default=PAPER_NUM_EXAMPLES, help="how many examples (default 100)")
     get.add_argument("--out", default=None, help=f"output file (default <data dir>/{DATA_FILE})")
     args = parser.parse_args(argv)
-    path = download(args.n, args.out)
+    try:
+        path = download(args.n, args.out)
+    except ModuleNotFoundError as missing:
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     digest = sha256_of(path)
     print(f"wrote {args.n} examples to {path}")
     if args.n == PAPER_NUM_EXAMPLES:
