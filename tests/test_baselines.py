@@ -220,6 +220,29 @@ def test_openevolve_respects_the_budget_and_leaves_no_threads_or_global_changes(
     assert random.getstate() == random_state and (np.random.get_state()[1] == numpy_state).all()
 
 
+def test_openevolve_keeps_asking_through_unusable_replies_until_the_budget_is_spent():
+    """A weak model's replies often carry no program; those spend nothing, so the run must go on past
+    budget / minibatch iterations instead of stopping with most of the budget unspent."""
+    pytest.importorskip("openevolve")
+    from polca_nb.baselines.openevolve_adapter import OpenEvolveSettings
+
+    evaluator = KeywordEvaluator()
+    problem = keyword_problem(evaluator, n_train=4)
+    count = itertools.count()
+
+    def reply(request):  # two of every three replies hold an empty program: nothing to evaluate
+        k = next(count)
+        return fenced(f"Answer briefly, take {k}.") if k % 3 == 0 else "```text\n\n```"
+
+    llm = ScriptedLLM(reply)
+    budget = 20
+    settings = OpenEvolveSettings(minibatch_size=4, num_islands=1)
+    result = run_baseline("openevolve", problem, llm, budget=budget, seed=0, peer_settings=settings)
+    assert_accounting(result, evaluator, budget)
+    assert result.metric_calls == budget
+    assert result.details["llm_calls"]["proposer"] > 2 * budget // 4
+
+
 def test_openevolve_feedback_reaches_the_prompt_as_artifacts():
     pytest.importorskip("openevolve")
     from polca_nb.baselines.openevolve_adapter import OpenEvolveSettings

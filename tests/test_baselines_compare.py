@@ -139,6 +139,14 @@ def test_compare_methods_runs_every_method_and_scores_each_distinct_program_once
         for curve_, final in zip(c.curves[method], c.finals[method]):
             assert [p.metric_calls for p in curve_] == list(c.grid)
             assert curve_[-1].score == final  # the program at the budget is the final program
+    rows = {r["method"]: r for r in summary_rows(c, polca="sequential")}
+    for method in ("sequential", "best-of-n", "gepa"):  # the table shows what each run really spent
+        spent = [calls for m, _, calls, _ in runs if m == method]
+        assert rows[method]["mean_calls"] == pytest.approx(np.mean(spent))
+        assert rows[method]["mean_llm_calls"] == pytest.approx(
+            np.mean([sum(r.details["llm_calls"].values()) for r in c.results[method]]))
+    assert rows["gepa"]["mean_llm_calls"] > 0
+    assert "calls used" in format_table(list(rows.values()))
     metric_calls = sum(calls for _, _, calls, _ in runs)
     test_calls = len(evaluated) - metric_calls
     distinct = {p for p in evaluated}  # every program text that was evaluated at all

@@ -158,8 +158,8 @@ def calls_to_reach(comparison: Comparison, method: str, target: float, *, best_s
 def summary_rows(comparison: Comparison, *, polca: str = "polca", baselines: Sequence[str] | None = None,
                  best_so_far: bool = False) -> list[dict[str, Any]]:
     """One row per method: final test score mean and s.e. (std ddof=0 / sqrt n), metric calls to reach the
-    best baseline's final mean (see `calls_to_reach`), and POLCA / method ratios of final score and of
-    calls to reach.
+    best baseline's final mean (see `calls_to_reach`), POLCA / method ratios of final score and of
+    calls to reach, and the metric and optimizer-LLM calls each run actually spent (mean over seeds).
 
     Baselines are every method except `polca` unless given. Without `polca` in the comparison, the ratio
     columns are None.
@@ -179,7 +179,10 @@ def summary_rows(comparison: Comparison, *, polca: str = "polca", baselines: Seq
                "calls_to_target": reach[m], "target": target, "best_baseline": best_baseline,
                "curve": "best-so-far" if best_so_far else "returned program",
                "final_ratio": None, "calls_ratio": None,
-               "mean_seconds": float(np.mean(comparison.seconds[m]))}
+               "mean_seconds": float(np.mean(comparison.seconds[m])),
+               "mean_calls": _mean_or_none([r.metric_calls for r in comparison.results.get(m, [])]),
+               "mean_llm_calls": _mean_or_none([sum(r.details.get("llm_calls", {}).values())
+                                                for r in comparison.results.get(m, [])])}
         if polca in comparison.finals and m != polca:
             row["final_ratio"] = means[polca] / means[m] if means[m] > 0 else None
             if reach[polca] is not None and reach[m]:
@@ -188,13 +191,18 @@ def summary_rows(comparison: Comparison, *, polca: str = "polca", baselines: Seq
     return rows
 
 
+def _mean_or_none(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if len(values) else None
+
+
 def format_table(rows: Sequence[Mapping[str, Any]], *, polca: str = "polca") -> str:
     """The rows as a fixed-width text table (what bench/compare.py prints)."""
     target = rows[0]["target"]
     best = rows[0]["best_baseline"]
     header = (f"{'method':<16}{'final test score':>20}{'seeds':>7}{'calls to reach':>16}"
-              f"{polca + '/method':>14}{polca + '/method':>14}{'s/run':>8}")
-    sub = f"{'':<16}{'mean +- s.e.':>20}{'':>7}{f'{target:.3f}':>16}{'final':>14}{'calls':>14}{'':>8}"
+              f"{polca + '/method':>14}{polca + '/method':>14}{'calls used':>12}{'LLM calls':>11}{'s/run':>8}")
+    sub = (f"{'':<16}{'mean +- s.e.':>20}{'':>7}{f'{target:.3f}':>16}{'final':>14}{'calls':>14}"
+           f"{'mean/run':>12}{'mean/run':>11}{'':>8}")
     curve = rows[0]["curve"]
     lines = [f"target = final mean of the best baseline ({best}) = {target:.3f}; calls to reach: first grid point "
              f"where the mean test score of the {curve} reaches it", header, sub, "-" * len(header)]
@@ -206,5 +214,6 @@ def format_table(rows: Sequence[Mapping[str, Any]], *, polca: str = "polca") -> 
         reach = "never" if r["calls_to_target"] is None else str(r["calls_to_target"])
         lines.append(f"{r['method']:<16}{r['final']:>12.3f} +- {r['se']:.3f}{r['seeds']:>7}{reach:>16}"
                      f"{fmt(r['final_ratio'], '.2f'):>14}{fmt(r['calls_ratio'], '.2f'):>14}"
+                     f"{fmt(r.get('mean_calls'), '.1f'):>12}{fmt(r.get('mean_llm_calls'), '.1f'):>11}"
                      f"{r['mean_seconds']:>8.0f}")
     return "\n".join(lines)

@@ -67,7 +67,7 @@ class OpenEvolveSettings:
     package's other defaults (5 islands, migration every 50 generations)."""
 
     minibatch_size: int = 10        # examples per program evaluation (one metric call each)
-    max_iterations: int | None = None  # None: 2 * ceil(budget / minibatch_size) + num_islands
+    max_iterations: int | None = None  # None: 4 * ceil(budget / minibatch_size) + num_islands
     diff_based_evolution: bool = False
     temperature: float = 0.4
     max_tokens: int = 1024
@@ -96,9 +96,9 @@ class OpenEvolveSettings:
             raise ValueError(f"temperature must be a number in [0, 2], got {self.temperature!r}")
 
     def iterations_for(self, budget: int) -> int:
-        # Iterations whose reply is unusable spend nothing, so allow more than budget / minibatch;
-        # the meter stops the run when the budget is gone.
-        return self.max_iterations or 2 * math.ceil(budget / self.minibatch_size) + self.num_islands
+        # Iterations whose reply is unusable spend nothing, so allow several times budget / minibatch
+        # (a weak model wastes most replies); the meter stops the run when the budget is gone.
+        return self.max_iterations or 4 * math.ceil(budget / self.minibatch_size) + self.num_islands
 
 
 # -- the program as a text file ---------------------------------------------------------------------
