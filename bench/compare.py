@@ -1,9 +1,10 @@
 """Every method at an equal metric-call budget on the short-answer task, several seeds, one table.
 
-Methods: polca, polca-vanilla, sequential, best-of-n (our loop) and gepa, openevolve (the real
-packages through polca_nb.baselines). Prints per method the final test score (mean +- s.e. over seeds),
-the metric calls its mean best-so-far test curve needs to reach the best baseline's final mean, and the
-POLCA / method ratios of final score and of calls to reach.
+Methods (default: all): polca, polca-vanilla, polca+epsnet, polca+summarizer, polca-ucb, sequential,
+best-of-n (our loop) and gepa, openevolve (the real packages through polca_nb.baselines). Prints per
+method the final test score (mean +- s.e. over seeds), the metric calls the mean test score of its
+returned program needs to reach the best baseline's final mean, the POLCA / method ratios of final
+score and of calls to reach, and the metric and LLM calls each run really spent.
 
     .venv/bin/python bench/compare.py                       # defaults: 5 seeds, 40 calls, local model
     .venv/bin/python bench/compare.py --budget 200 --seeds 10 --methods polca gepa
@@ -29,10 +30,11 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from polca_nb.baselines.compare import compare_methods, format_table, summary_rows
+from polca_nb.baselines.registry import ALL_METHODS
 from polca_nb.benchmarks.short_answer import short_answer_problem
 from polca_nb.llm import default_client
 
-METHODS = ["polca", "polca-vanilla", "sequential", "best-of-n", "gepa", "openevolve"]
+METHODS = list(ALL_METHODS)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
                                  grid_points=args.grid, max_tokens=args.max_tokens,
                                  peer_settings={"openevolve": OpenEvolveSettings(minibatch_size=args.minibatch)},
                                  on_run=on_run)
-    rows = summary_rows(comparison)
+    # The target is the best *baseline*; POLCA's own ablation variants are rows, not targets.
+    baselines = [m for m in args.methods if not m.startswith("polca")] or None
+    rows = summary_rows(comparison, baselines=baselines)
     total = time.perf_counter() - started
     print()
     print(format_table(rows))
