@@ -186,3 +186,44 @@ def test_eps_sweep_summarises_the_best_so_far_at_the_budget():
 def test_eps_sweep_rejects_bad_eps_values(bad):
     with pytest.raises(ValueError, match="eps_values"):
         run_eps_sweep(problem(), ScriptedLLM([]), eps_values=bad, budget=10, seeds=[0])
+
+
+def test_bench_compare_script_runs_every_method_and_prints_the_table(monkeypatch, capsys, tmp_path):
+    """bench/compare.py end to end on a scripted LLM: every method runs, the budget holds, the table prints."""
+    pytest.importorskip("gepa")
+    pytest.importorskip("openevolve")
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from polca_nb.baselines.registry import ALL_METHODS
+    from polca_nb.llm.ledger import Ledger
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "compare.py"
+    spec = importlib.util.spec_from_file_location("bench_compare", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    count = itertools.count()
+
+    def reply(request):
+        if request["role"] == "task":
+            return "Paris" if "one word" in request["system"] else "It is Paris."
+        k = next(count)  # optimizer roles: alternate good and junk proposals in every accepted format
+        text = "Reply with one word only." if k % 2 else f"Answer the question, take {k}."
+        return (f'<summary>Use one word.</summary>\n<param name="instructions">\n{text}\n</param>\n'
+                f"```text\n{text}\n```")
+
+    llm = ScriptedLLM(reply)
+    llm.model, llm.ledger = "scripted", Ledger()
+    monkeypatch.setattr(bench, "default_client", lambda: llm)
+    out = tmp_path / "compare.json"
+    bench.main(["--budget", "30", "--seeds", "2", "--n-train", "10", "--n-test", "4", "--grid", "2",
+                "--minibatch", "4", "--json", str(out)])
+    printed = capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["method"] for r in rows] == list(ALL_METHODS)
+    assert all(r["seeds"] == 2 and 0 < r["mean_calls"] <= 30 for r in rows)
+    assert rows[0]["best_baseline"] in ("sequential", "best-of-n", "gepa", "openevolve")
+    for method in ALL_METHODS:
+        assert method in printed
+    assert "calls used" in printed and "final test score" in printed
