@@ -135,15 +135,16 @@ def modify_pending_order_payment(db: Db, order_id: str, payment_method_id: str) 
     return json.dumps(order)
 
 
-def modify_pending_order_items(
-    db: Db, order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str
-) -> str:
-    """Swap items of a pending order for available variants of the same products (once per order)."""
+def _check_item_swap(db: Db, order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str,
+                     *, status: str, status_error: str, balance_error: str,
+                     round_difference: bool) -> str | tuple[dict, float]:
+    """The checks shared by modify-items and exchange, in the spec's order: the first error string, or
+    (payment method, price difference). Only the exchange rounds the difference before the balance check."""
     order = db["orders"].get(order_id)
     if order is None:
         return "Error: order not found"
-    if order["status"] != "pending":
-        return "Error: non-pending order cannot be modified"
+    if order["status"] != status:
+        return status_error
     missing = _first_overcounted(item_ids, order["items"])
     if missing is not None:
         return f"Error: {missing} not found"
@@ -152,12 +153,27 @@ def modify_pending_order_items(
     difference, error = _price_difference(db, order, item_ids, new_item_ids)
     if error is not None:
         return error
+    if round_difference:
+        difference = round(difference, 2)
     method = db["users"][order["user_id"]]["payment_methods"].get(payment_method_id)
     if method is None:
         return "Error: payment method not found"
     if method["source"] == "gift_card" and method["balance"] < difference:
-        return "Error: insufficient gift card balance to pay for the new item"
+        return balance_error
+    return method, difference
 
+
+def modify_pending_order_items(
+    db: Db, order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str
+) -> str:
+    """Swap items of a pending order for available variants of the same products (once per order)."""
+    checked = _check_item_swap(db, order_id, item_ids, new_item_ids, payment_method_id, status="pending",
+                               status_error="Error: non-pending order cannot be modified",
+                               balance_error="Error: insufficient gift card balance to pay for the new item",
+                               round_difference=False)
+    if isinstance(checked, str):
+        return checked
+    method, difference = checked
     order = writable_record(db, "orders", order_id)
     order["payment_history"].append({
         "transaction_type": "payment" if difference > 0 else "refund",
@@ -182,26 +198,13 @@ def exchange_delivered_order_items(
     db: Db, order_id: str, item_ids: list[str], new_item_ids: list[str], payment_method_id: str
 ) -> str:
     """Request an exchange of delivered items; only the order's status and exchange fields change."""
-    order = db["orders"].get(order_id)
-    if order is None:
-        return "Error: order not found"
-    if order["status"] != "delivered":
-        return "Error: non-delivered order cannot be exchanged"
-    missing = _first_overcounted(item_ids, order["items"])
-    if missing is not None:
-        return f"Error: {missing} not found"
-    if len(item_ids) != len(new_item_ids):
-        return "Error: the number of items to be exchanged should match"
-    difference, error = _price_difference(db, order, item_ids, new_item_ids)
-    if error is not None:
-        return error
-    difference = round(difference, 2)
-    method = db["users"][order["user_id"]]["payment_methods"].get(payment_method_id)
-    if method is None:
-        return "Error: payment method not found"
-    if method["source"] == "gift_card" and method["balance"] < difference:
-        return "Error: insufficient gift card balance to pay for the price difference"
-
+    checked = _check_item_swap(db, order_id, item_ids, new_item_ids, payment_method_id, status="delivered",
+                               status_error="Error: non-delivered order cannot be exchanged",
+                               balance_error="Error: insufficient gift card balance to pay for the price difference",
+                               round_difference=True)
+    if isinstance(checked, str):
+        return checked
+    _, difference = checked
     order = writable_record(db, "orders", order_id)
     order["status"] = "exchange requested"
     order["exchange_items"] = sorted(item_ids)
