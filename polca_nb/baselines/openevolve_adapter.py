@@ -141,6 +141,12 @@ class _PolcaLLM(LLMInterface):
 
     async def generate_with_context(self, system_message: str, messages: list[dict[str, str]], **kwargs: Any) -> str:
         ctx = self.ctx
+        if ctx.budget_spent():
+            # An empty reply is OpenEvolve's "no valid code" error: the iteration ends at once, costs no
+            # LLM call, and OpenEvolve keeps collecting the results still in flight (see `budget_spent`).
+            self.last_usage = None
+            ctx.skipped_llm_calls += 1
+            return ""
         sample_id = ctx.seed * SAMPLE_ID_STRIDE + next(ctx.llm_call_index)
         reply = ctx.llm.complete(system=system_message or "", messages=list(messages), role="proposer",
                                  max_tokens=ctx.settings.max_tokens, temperature=float(ctx.settings.temperature),
@@ -166,8 +172,8 @@ class _RunContext:
     batch_rng: np.random.Generator
     llm_call_index: Any = field(default_factory=itertools.count)
     scores_by_text: dict[str, float] = field(default_factory=dict)
-    controller: Any = None
     refused: int = 0
+    skipped_llm_calls: int = 0
     evaluations: int = 0
 
     def minibatch(self) -> list[Example]:
@@ -177,9 +183,13 @@ class _RunContext:
         return [pool[int(i)] for i in self.batch_rng.choice(len(pool), size=self.settings.minibatch_size,
                                                              replace=False)]
 
-    def stop_soon(self) -> None:
-        if self.controller is not None:
-            self.controller.shutdown_event.set()
+    def budget_spent(self) -> bool:
+        """True once the next evaluation could not be paid for.
+
+        The run is not stopped through OpenEvolve's shutdown event: that leaves finished iterations
+        uncollected, so programs that were evaluated (and paid for) would never reach the database and
+        could not be returned. Instead the remaining iterations end at once (empty LLM reply)."""
+        return self.meter.remaining < min(self.settings.minibatch_size, len(self.problem.validation_examples))
 
 
 def evaluate_registered(key: str, program_path: str):
@@ -198,7 +208,6 @@ def evaluate_registered(key: str, program_path: str):
         evaluations = ctx.meter.evaluate_batch(params, batch)
     except BudgetExhausted:
         ctx.refused += 1
-        ctx.stop_soon()
         # OpenEvolve's shape for a failed evaluation (no combined_score); nothing was spent.
         return EvaluationResult(metrics={"error": 0.0},
                                 artifacts={"feedback": "Not evaluated: the metric-call budget is spent."})
@@ -312,9 +321,6 @@ class _Recorder:
             self.points[-1] = point
         else:
             self.points.append(point)
-        if self.ctx.meter.remaining < min(self.ctx.settings.minibatch_size,
-                                          len(self.ctx.problem.validation_examples)):
-            self.ctx.stop_soon()  # the next evaluation could not be paid for: spare its LLM call
 
     def __call__(self, iteration: int) -> None:
         self.record(iteration)
@@ -334,7 +340,6 @@ async def _drive(oe: Any, ctx: _RunContext, recorder: _Recorder, iterations: int
     recorder.record(0)
     controller = _thread_controller_class()(oe.config, oe.evaluation_file, oe.database, None,
                                             file_suffix=oe.config.file_suffix)
-    ctx.controller = controller
     controller.start()
     try:
         if ctx.meter.remaining >= min(ctx.settings.minibatch_size, len(ctx.problem.validation_examples)):
@@ -409,6 +414,7 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         details = {"programs": len(oe.database.programs), "evaluations": ctx.evaluations,
                    "distinct_evaluated_programs": len(ctx.scores_by_text),
                    "iterations": int(oe.database.last_iteration), "refused_evaluations": ctx.refused,
+                   "skipped_llm_calls": ctx.skipped_llm_calls,
                    "llm_calls": dict(counting.calls)}
         if run_dir is not None:
             (workdir / "summary.json").write_text(json.dumps({"final_params": final,
