@@ -342,7 +342,7 @@ async def _drive(oe: Any, ctx: _RunContext, recorder: _Recorder, iterations: int
                                             file_suffix=oe.config.file_suffix)
     controller.start()
     try:
-        if ctx.meter.remaining >= min(ctx.settings.minibatch_size, len(ctx.problem.validation_examples)):
+        if not ctx.budget_spent():
             await controller.run_evolution(1, iterations, target_score=None, checkpoint_callback=recorder)
     finally:
         controller.stop()
@@ -419,7 +419,7 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         if run_dir is not None:
             (workdir / "summary.json").write_text(json.dumps({"final_params": final,
                                                               "metric_calls": ctx.meter.calls, **details}, indent=1))
-    stop = "max_metric_calls" if ctx.meter.remaining < batch else "max_iterations"
+    stop = "max_metric_calls" if ctx.budget_spent() else "max_iterations"
     return MethodResult("openevolve", seed, final, tuple(points), ctx.meter.calls, budget, stop, details)
 
 
