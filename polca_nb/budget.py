@@ -32,13 +32,15 @@ class Budget:
 
 @dataclass(frozen=True)
 class Spent:
-    """What a run has used so far (test-set evaluations are counted apart from the budget)."""
+    """What a run has used so far. Test-curve evaluations and the final re-evaluation are budget lines
+    of their own, reported next to (not inside) the search's metric calls."""
 
     metric_calls: int = 0
     proposals: int = 0
     iterations: int = 0
     seconds: float = 0.0
     test_calls: int = 0
+    reevaluation_calls: int = 0
 
     def add(self, **deltas: float) -> "Spent":
         return replace(self, **{k: getattr(self, k) + v for k, v in deltas.items()})

@@ -64,3 +64,60 @@ def epsnet_filter(proposals: np.ndarray, reference: np.ndarray, eps: float) -> l
                 dist[i] = min(dist[i], d_new[j])
     decided.extend(Admission(i, float(dist[i]), False) for i in pending)
     return decided
+
+
+@dataclass(frozen=True)
+class EpsNetReport:
+    """What the eps-Net did in one run: eps is only meaningful per embedder, so the embedder is named.
+
+    `distances` are the proposals' min distances to the reference when decided (finite ones only:
+    a run without an embedder measures none).
+    """
+
+    eps: float
+    embedder: str | None
+    proposals: int
+    admitted: int
+    rejected: int
+    distances: tuple[float, ...]
+
+    @property
+    def rejection_rate(self) -> float:
+        return self.rejected / self.proposals if self.proposals else float("nan")
+
+    def distance_quantiles(self, qs: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)) -> dict[float, float]:
+        if not self.distances:
+            return {}
+        return {q: float(v) for q, v in zip(qs, np.quantile(np.asarray(self.distances), qs))}
+
+    def __str__(self) -> str:
+        head = (f"eps-Net (eps={self.eps:g}, embedder={self.embedder or 'none'}): {self.rejected}/{self.proposals} "
+                f"proposals rejected ({self.rejection_rate:.0%})" if self.proposals else
+                f"eps-Net (eps={self.eps:g}, embedder={self.embedder or 'none'}): no proposals")
+        q = self.distance_quantiles((0.1, 0.5, 0.9))
+        if q:
+            head += (f"; proposal distances min {min(self.distances):.3f}, p10 {q[0.1]:.3f}, median {q[0.5]:.3f}, "
+                     f"p90 {q[0.9]:.3f}, max {max(self.distances):.3f}")
+        return head
+
+
+def epsnet_report(events, eps: float, embedder: str | None) -> EpsNetReport:
+    """Summarise the admission/rejection events of a run log."""
+    decided = [e for e in events if e.get("type") in ("admission", "rejection")]
+    distances = tuple(float(e["distance"]) for e in decided if e.get("distance") is not None)
+    rejected = sum(1 for e in decided if e["type"] == "rejection")
+    return EpsNetReport(float(eps), embedder, len(decided), len(decided) - rejected, rejected, distances)
+
+
+def suggest_eps(distances, target_rejection: float = 0.2) -> float:
+    """An eps that would have rejected about `target_rejection` of the observed proposal distances.
+
+    The paper's eps = 0.1 / 0.02 were set for Gemini embeddings; distances from another embedder live
+    on another scale, so pick eps from what that embedder measures (the `target_rejection` quantile).
+    """
+    if not 0.0 < target_rejection < 1.0:
+        raise ValueError(f"target_rejection must be in (0, 1), got {target_rejection!r}")
+    d = np.asarray([x for x in distances if np.isfinite(x)], dtype=np.float64)
+    if d.size == 0:
+        raise ValueError("no finite proposal distances to suggest eps from: run with an embedder first")
+    return float(np.quantile(d, target_rejection))

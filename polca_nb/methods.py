@@ -85,10 +85,14 @@ def run_method(
     progress: bool = True,
     extra_log: Callable[[], dict[str, Any]] | None = None,
 ) -> RunResult:
-    """Run one method on a problem; roles a method does not use are simply not passed on."""
+    """Run one method on a problem; a summarizer the method does not use is not passed on.
+
+    The embedder is passed on even without the eps-Net (eps = 0): it then only measures proposal
+    distances (logged, reported by `RunResult.epsnet`), so every arm shows what eps would have done.
+    """
     m = get_method(method)
     config = m.configure(base_config)
-    return polca(problem, proposer, config, embedder=embedder if config.eps > 0 else None,
+    return polca(problem, proposer, config, embedder=embedder,
                  summarizer=summarizer if config.use_summarizer else None, seed=seed, run_dir=run_dir,
                  executor=executor, progress=progress, extra_log=extra_log)
 

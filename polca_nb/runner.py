@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -22,16 +22,32 @@ from .budget import Budget, Spent, exhausted, remaining_metric_calls
 from .memory import Memory, PriorityRule, ScoreRange, best_by_mean, make_priority, pop_top_k, push
 from .protocols import Embedder, Evaluator, Executor, Proposer, Summarizer, as_executor
 from .runlog import RunLog
+from .epsnet import EpsNetReport, epsnet_report
+from .sampling import SUMMARY_SAMPLERS, EpochSampler, SummarySampler, next_batch
 from .search import (
     evaluate_on,
+    exploration_batches,
     explore,
     explored_candidates,
     filter_proposals,
     propose,
+    reevaluate_top_k,
     summarize,
     validate,
 )
 from .types import Candidate, Example, Params
+
+ReevaluationSet = Literal["validation", "test", "train"]
+
+# Stream ids for Generators derived from the run's seed: evaluations outside the search (test curve,
+# final re-evaluation) must never change what the search itself draws.
+TEST_STREAM = 1
+REEVALUATION_STREAM = 2
+
+
+def derived_rng(seed: int, stream: int) -> np.random.Generator:
+    """An independent Generator for one purpose of a run (a fixed function of (seed, stream))."""
+    return np.random.default_rng([int(seed), int(stream)])
 
 SUMMARY_PREFIX = (
     "Concrete recommendations for generating better parameters based on successful patterns "
@@ -75,13 +91,25 @@ class PolcaConfig:
     batch_size: int = 2              # b: training examples per sub-batch
     num_batches: int = 1             # m: sub-batches per explored candidate
     num_proposals: int = 1           # P: proposals per (candidate, sub-batch)
-    validation_batch_size: int | None = None  # default: batch_size
-    eps: float = 0.1                 # eps-Net radius; 0 disables
+    # Validation batch shared by this round's admitted proposals. None: b*m after the num_batches
+    # scaling, as the paper's code; an int fixes it (a named deviation).
+    validation_batch_size: int | None = None
+    eps: float = 0.1                 # eps-Net radius; 0 disables (meaningful only per embedder)
     priority: str | PriorityRule = "mean"
     ucb_c: float = 1.0
     use_summarizer: bool = True
+    summary_sampler: SummarySampler = "incremental"   # or "experiment" (paper-era: 20 random, afresh)
+    summary_max_candidates: int | None = None         # None: the sampler's published 5 / 20
+    # The paper evaluates a proposal identical to its parent (the eps-Net rejects it when eps > 0);
+    # True drops exact copies before the eps-Net, a deliberate deviation.
+    drop_identical_proposals: bool = False
     test_every: int | None = None    # evaluate the best-by-mean on the test set every N iterations
     test_repeats: int = 1
+    # Winner's-curse correction after the search: re-score the top-k by mean on a whole set and also
+    # return the best of them; its metric calls are a budget line of their own.
+    final_reevaluation: int | None = None
+    final_reevaluation_set: ReevaluationSet = "validation"
+    final_reevaluation_repeats: int = 1
 
     def validated(self, problem: Problem) -> "PolcaConfig":
         """Raise ValueError naming the bad field before any evaluation happens."""
@@ -94,30 +122,33 @@ class PolcaConfig:
             ("eps", isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0),
             ("test_repeats", self.test_repeats >= 1),
             ("test_every", self.test_every is None or self.test_every >= 1),
+            ("summary_sampler", self.summary_sampler in SUMMARY_SAMPLERS),
+            ("summary_max_candidates", self.summary_max_candidates is None or self.summary_max_candidates >= 1),
+            ("final_reevaluation", self.final_reevaluation is None or self.final_reevaluation >= 1),
+            ("final_reevaluation_set", self.final_reevaluation_set in ("validation", "test", "train")),
+            ("final_reevaluation_repeats", self.final_reevaluation_repeats >= 1),
         ]
         for name, ok in checks:
             if not ok:
                 raise ValueError(f"PolcaConfig.{name} is invalid: {getattr(self, name)!r}")
         if not problem.seed_params:
             raise ValueError("Problem.seed_params is empty: give at least one parameter to optimize")
+        # Batches larger than a set are fine: they walk the set epoch by epoch (sampling.next_batch).
         if len(problem.trainset) == 0:
             raise ValueError("Problem.trainset is empty")
-        if self.batch_size > len(problem.trainset):
-            raise ValueError(f"PolcaConfig.batch_size {self.batch_size} is larger than Problem.trainset "
-                             f"({len(problem.trainset)} examples)")
         if len(problem.validation_examples) == 0:
             raise ValueError("Problem.valset is empty")
-        if self.val_batch > len(problem.validation_examples):
-            raise ValueError(f"PolcaConfig.validation_batch_size {self.val_batch} is larger than the validation "
-                             f"set ({len(problem.validation_examples)} examples)")
         if self.test_every is not None and not problem.testset:
             raise ValueError("PolcaConfig.test_every is set but Problem.testset is empty")
+        if self.final_reevaluation is not None and not reevaluation_examples(problem, self.final_reevaluation_set):
+            raise ValueError(f"PolcaConfig.final_reevaluation_set is {self.final_reevaluation_set!r} but that set "
+                             "of the problem is empty")
         make_priority(self.priority, problem.score_range, self.ucb_c)  # raises for ucb without a range
         return self
 
-    @property
-    def val_batch(self) -> int:
-        return self.validation_batch_size or self.batch_size
+    def validation_batch(self, num_batches: int) -> int:
+        """Examples in the shared validation batch when exploration used `num_batches` sub-batches."""
+        return self.validation_batch_size or self.batch_size * num_batches
 
     def fingerprint(self) -> str:
         """Identifies the settings a checkpoint was made with (resume refuses a different config)."""
@@ -141,6 +172,8 @@ class IterationStats:
     rejected: int
     newest_id: int
     test_score: float | None = None
+    explore_examples: int = 0        # distinct examples in the shared exploration minibatch
+    identical_evaluated: int = 0     # validated proposals identical to their parent
 
 
 @dataclass
@@ -154,6 +187,10 @@ class SearchState:
     spent: Spent
     rng: np.random.Generator
     history: list[IterationStats] = field(default_factory=list)
+    test_rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    train_sampler: EpochSampler = EpochSampler()
+    val_sampler: EpochSampler = EpochSampler()
+    summarized_ids: frozenset[int] = frozenset()
 
     def to_checkpoint(self) -> dict[str, Any]:
         return {
@@ -163,27 +200,42 @@ class SearchState:
             "next_id": self.next_id,
             "spent": asdict(self.spent),
             "rng": self.rng.bit_generator.state,
+            "test_rng": self.test_rng.bit_generator.state,
+            "train_sampler": self.train_sampler.to_dict(),
+            "val_sampler": self.val_sampler.to_dict(),
+            "summarized_ids": sorted(self.summarized_ids),
             "history": [dict(vars(h)) for h in self.history],
         }
 
     @classmethod
     def from_checkpoint(cls, d: dict[str, Any]) -> "SearchState":
-        rng = np.random.default_rng()
-        rng.bit_generator.state = d["rng"]
+        def restored(state: dict[str, Any]) -> np.random.Generator:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state
+            return rng
+
         return cls(
             iteration=int(d["iteration"]),
             memory=Memory({c["id"]: Candidate.from_dict(c) for c in d["memory"]}),
             context=d["context"],
             next_id=int(d["next_id"]),
             spent=Spent(**d["spent"]),
-            rng=rng,
+            rng=restored(d["rng"]),
             history=[IterationStats(**h) for h in d["history"]],
+            test_rng=restored(d["test_rng"]),
+            train_sampler=EpochSampler.from_dict(d["train_sampler"]),
+            val_sampler=EpochSampler.from_dict(d["val_sampler"]),
+            summarized_ids=frozenset(int(i) for i in d["summarized_ids"]),
         )
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome: best-by-mean candidate, the final memory, the curve and where the log is."""
+    """The outcome: best-by-mean candidate, the final memory, the curve and where the log is.
+
+    With `final_reevaluation`, `reevaluated` holds the top-k by mean with their fresh scores (best
+    first) and `best_reevaluated` the winner of those; `best` stays the best by mean.
+    """
 
     best: Candidate
     memory: Memory
@@ -193,12 +245,51 @@ class RunResult:
     context: str
     events: list[dict[str, Any]]
     run_dir: Path | None = None
+    eps: float = 0.0
+    embedder: str | None = None
+    reevaluated: tuple[tuple[Candidate, float], ...] = ()
+
+    @property
+    def best_reevaluated(self) -> Candidate | None:
+        return self.reevaluated[0][0] if self.reevaluated else None
+
+    @property
+    def epsnet(self) -> EpsNetReport:
+        """Rejection rate and proposal distances of this run (eps means something only per embedder)."""
+        return epsnet_report(self.events, self.eps, self.embedder)
+
+    def summary(self) -> str:
+        """A few lines for people: best program, budget lines, eps-Net behaviour, re-evaluation."""
+        lines = [f"stopped by {self.stop_reason} after {len(self.history)} iterations; "
+                 f"metric calls {self.spent.metric_calls} (search), {self.spent.test_calls} (test curve), "
+                 f"{self.spent.reevaluation_calls} (final re-evaluation)",
+                 f"best by mean: candidate {self.best.id}, mean {self.best.mean:.3f} over {self.best.n} rollouts",
+                 str(self.epsnet)]
+        identical = sum(h.identical_evaluated for h in self.history)
+        lines.append(f"proposals identical to their parent that were evaluated: {identical}")
+        if self.reevaluated:
+            top = self.reevaluated[0]
+            lines.append(f"best after re-evaluating the top {len(self.reevaluated)}: candidate {top[0].id}, "
+                         f"fresh score {top[1]:.3f} (its search mean {top[0].mean:.3f})")
+        return "\n".join(lines)
 
 
 def initial_state(problem: Problem, seed: int) -> SearchState:
     """Memory holds only the seed program, unevaluated (so it is explored first)."""
     seed_candidate = Candidate(0, dict(problem.seed_params), None, 0)
-    return SearchState(0, Memory({0: seed_candidate}), SUMMARY_PREFIX, 1, Spent(), np.random.default_rng(seed))
+    return SearchState(0, Memory({0: seed_candidate}), SUMMARY_PREFIX, 1, Spent(), np.random.default_rng(seed),
+                       test_rng=derived_rng(seed, TEST_STREAM))
+
+
+def reevaluation_examples(problem: Problem, which: str) -> Sequence[Example]:
+    """The set named by `PolcaConfig.final_reevaluation_set`."""
+    if which == "validation":
+        return problem.validation_examples
+    if which == "test":
+        return problem.testset or ()
+    if which == "train":
+        return problem.trainset
+    raise ValueError(f"final_reevaluation_set must be 'validation', 'test' or 'train', got {which!r}")
 
 
 def iterate(
@@ -217,35 +308,45 @@ def iterate(
     rng = state.rng
     priority = make_priority(config.priority, problem.score_range, config.ucb_c)
     popped, rest = pop_top_k(state.memory, config.num_candidates, priority, t)
-    m = max(config.num_batches, int(config.num_batches * config.num_candidates / len(popped)))
+    m = exploration_batches(config.num_batches, config.num_candidates, len(popped))
     if len(popped) * m * config.batch_size > remaining_metric_calls(config.budget, state.spent):
         return None
 
-    explored = explore(popped, problem.trainset, batch_size=config.batch_size, num_batches=config.num_batches,
-                       num_candidates=config.num_candidates, evaluator=problem.evaluator, step=t, rng=rng,
+    # One shared minibatch of b*m examples for every popped candidate (common inputs).
+    batch, train_sampler = next_batch(state.train_sampler, problem.trainset, config.batch_size * m, rng)
+    explored = explore(popped, batch, batch_size=config.batch_size, evaluator=problem.evaluator, step=t, rng=rng,
                        log_=log_, executor=executor)
     fresh = explored_candidates(explored)
     spent = state.spent.add(metric_calls=sum(len(eb.rollouts) for eb in explored))
 
-    context = state.context
+    context, summarized_ids = state.context, state.summarized_ids
     if config.use_summarizer and summarizer is not None:
-        context = summarize(list(rest) + fresh, summarizer, previous=context, examples=problem.examples_by_id(),
-                            step=t, rng=rng, log_=log_)
+        context, summarized_ids = summarize(
+            list(rest) + fresh, summarizer, previous=context, examples=problem.examples_by_id(), step=t, rng=rng,
+            log_=log_, summarized_ids=summarized_ids, sampler=config.summary_sampler,
+            max_candidates=config.summary_max_candidates, initial=SUMMARY_PREFIX)
 
     proposals = propose(explored, proposer, context=context if config.use_summarizer else "",
-                        num_proposals=config.num_proposals, step=t, rng=rng, log_=log_, executor=executor)
+                        num_proposals=config.num_proposals, step=t, rng=rng, log_=log_, executor=executor,
+                        drop_identical=config.drop_identical_proposals)
     spent = spent.add(proposals=len(proposals))
 
     decisions, reference = filter_proposals(proposals, list(rest) + fresh, eps=config.eps, embedder=embedder,
                                             first_id=state.next_id, step=t, log_=log_)
     admitted = [d.candidate for d in decisions if d.admitted]
-    affordable = int(min(len(admitted), remaining_metric_calls(config.budget, spent) // config.val_batch))
+    val_size = config.validation_batch(m)
+    affordable = int(min(len(admitted), remaining_metric_calls(config.budget, spent) // val_size))
     for dropped in admitted[affordable:]:
         log_.emit({"type": "budget_drop", "step": t, "proposal_index": dropped.id - state.next_id,
                    "candidate_id": dropped.id})
-    validated = validate(admitted[:affordable], problem.validation_examples, batch_size=config.val_batch,
-                         evaluator=problem.evaluator, step=t, rng=rng, log_=log_, executor=executor)
-    spent = spent.add(metric_calls=len(validated) * config.val_batch, iterations=1)
+    val_sampler = state.val_sampler
+    validated: list[Candidate] = []
+    if affordable:
+        val_batch, val_sampler = next_batch(val_sampler, problem.validation_examples, val_size, rng)
+        validated = validate(admitted[:affordable], val_batch, evaluator=problem.evaluator, step=t, rng=rng,
+                             log_=log_, executor=executor)
+    spent = spent.add(metric_calls=len(validated) * val_size, iterations=1)
+    identical_ids = {state.next_id + i for i, p in enumerate(proposals) if p.identical_to_parent}
 
     memory = push(Memory({c.id: c for c in reference}), validated)
     best = best_by_mean(memory)
@@ -253,14 +354,39 @@ def iterate(
     test_score = None
     if config.test_every and problem.testset and (t + 1) % config.test_every == 0:
         test_score = evaluate_on(best, problem.testset, evaluator=problem.evaluator, repeats=config.test_repeats,
-                                 step=t, rng=rng, log_=log_, executor=executor)
+                                 step=t, rng=state.test_rng, log_=log_, executor=executor)
         spent = spent.add(test_calls=len(problem.testset) * config.test_repeats)
     stats = IterationStats(t, spent.metric_calls, best.id, best.mean, best.n, len(memory),
                            len(admitted), sum(1 for d in decisions if not d.admitted),
-                           max(memory.candidates), test_score)
-    log_.emit({"type": "iteration", **asdict(stats), "explored": [c.id for c in fresh]})
+                           max(memory.candidates), test_score, len({ex.id for ex in batch}),
+                           sum(1 for c in validated if c.id in identical_ids))
+    log_.emit({"type": "iteration", **asdict(stats), "explored": [c.id for c in fresh],
+               "explore_example_ids": [ex.id for ex in batch]})
     return SearchState(t + 1, memory, context, state.next_id + len(proposals), spent, rng,
-                       state.history + [stats])
+                       state.history + [stats], state.test_rng, train_sampler, val_sampler, summarized_ids)
+
+
+def final_reevaluation(
+    state: SearchState,
+    problem: Problem,
+    config: PolcaConfig,
+    *,
+    seed: int,
+    log_: RunLog,
+    executor: Executor,
+) -> tuple[tuple[tuple[Candidate, float], ...], Spent]:
+    """Re-score the top-k by mean on the configured set (its own Generator); charge its own budget line."""
+    if config.final_reevaluation is None:
+        return (), state.spent
+    dataset = reevaluation_examples(problem, config.final_reevaluation_set)
+    scored = reevaluate_top_k(list(state.memory), config.final_reevaluation, dataset, evaluator=problem.evaluator,
+                              repeats=config.final_reevaluation_repeats, step=state.iteration,
+                              rng=derived_rng(seed, REEVALUATION_STREAM), log_=log_, executor=executor)
+    calls = len(scored) * len(dataset) * config.final_reevaluation_repeats
+    log_.emit({"type": "reevaluation", "step": state.iteration, "set": config.final_reevaluation_set,
+               "repeats": config.final_reevaluation_repeats,
+               "scores": [{"candidate_id": c.id, "search_mean": c.mean, "score": s} for c, s in scored]})
+    return tuple(scored), state.spent.add(reevaluation_calls=calls)
 
 
 def polca(
@@ -291,8 +417,8 @@ def polca(
                          "use_summarizer=False")
     exec_ = as_executor(executor)
     log_ = RunLog(Path(run_dir) if run_dir is not None else None)
-    meta = {"problem": problem.name, "config": config.fingerprint(), "seed": seed,
-            "embedder": getattr(embedder, "name", None) if config.eps > 0 else None}
+    embedder_name = getattr(embedder, "name", None) if embedder is not None else None
+    meta = {"problem": problem.name, "config": config.fingerprint(), "seed": seed, "embedder": embedder_name}
     checkpoint = log_.load_checkpoint()
     if checkpoint is not None:
         if checkpoint.get("meta") != meta:
@@ -329,10 +455,11 @@ def polca(
     finally:
         if bar is not None:
             bar.close()
+    reevaluated, spent = final_reevaluation(state, problem, config, seed=seed, log_=log_, executor=exec_)
     best = best_by_mean(state.memory)
     assert best is not None
-    return RunResult(best, state.memory, state.history, state.spent, stop_reason, state.context,
-                     list(log_.events), log_.directory)
+    return RunResult(best, state.memory, state.history, spent, stop_reason, state.context,
+                     list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated)
 
 
 def _progress_bar(budget: Budget, state: SearchState, *, enabled: bool):

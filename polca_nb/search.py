@@ -25,6 +25,7 @@ import numpy as np
 from .epsnet import epsnet_filter
 from .protocols import Embedder, Evaluator, Executor, Proposer, SerialExecutor, Summarizer
 from .runlog import RunLog
+from .sampling import SummarySampler, sample_summary_candidates
 from .types import Candidate, Evaluation, Example, Params, Rollout, Source, params_key, render_params
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Proposal:
     parent_id: int
     batch_index: int
     step: int
+    identical_to_parent: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,18 +66,6 @@ class FilterDecision:
 def draw_seeds(rng: np.random.Generator, n: int) -> list[int]:
     """n integer seeds for evaluations or LLM samples, drawn up front so order never depends on threads."""
     return [int(s) for s in rng.integers(0, SEED_BOUND, size=n)]
-
-
-def sample_batch(dataset: Sequence[Example], size: int, rng: np.random.Generator) -> list[Example]:
-    """A fresh minibatch: `size` distinct examples drawn uniformly without replacement."""
-    if size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {size}")
-    if len(dataset) == 0:
-        raise ValueError("dataset is empty: cannot draw a minibatch")
-    if size > len(dataset):
-        raise ValueError(f"batch_size {size} is larger than the dataset ({len(dataset)} examples)")
-    idx = rng.choice(len(dataset), size=size, replace=False)
-    return [dataset[int(i)] for i in idx]
 
 
 def evaluate_examples(
@@ -117,45 +107,45 @@ def evaluate_examples(
     return rollouts
 
 
+def exploration_batches(num_batches: int, num_candidates: int, num_popped: int) -> int:
+    """m after the paper's scaling: int(m*K/len(popped)) sub-batches when fewer than K were popped."""
+    if num_popped < 1:
+        raise ValueError(f"num_popped must be >= 1, got {num_popped}")
+    return max(num_batches, int(num_batches * num_candidates / num_popped))
+
+
 def explore(
     popped: Sequence[Candidate],
-    trainset: Sequence[Example],
+    batch: Sequence[Example],
     *,
     batch_size: int,
-    num_batches: int,
-    num_candidates: int,
     evaluator: Evaluator,
     step: int,
     rng: np.random.Generator,
     log_: RunLog,
     executor: Executor | None = None,
 ) -> list[ExploredBatch]:
-    """Evaluate the popped candidates on one fresh training minibatch, split into sub-batches.
+    """Evaluate every popped candidate on the SAME minibatch `batch`, split into sub-batches of `batch_size`.
 
-    As in the paper, when fewer than K candidates were popped the number of sub-batches per
-    candidate grows to int(m*K/len(popped)), so each round still draws about K*m sub-batches.
+    As in the paper's code, all explored candidates see common inputs (their means are compared on
+    them), and each (candidate, sub-batch) later gets its own proposal call.
     """
     if not popped:
         return []
-    m = max(num_batches, int(num_batches * num_candidates / len(popped)))
-    per_candidate = batch_size * m
-    total = per_candidate * len(popped)
-    if total > len(trainset):
-        # Sub-batches of one round must be distinct examples only within a candidate.
-        batches = [sample_batch(trainset, per_candidate, rng) for _ in popped]
-    else:
-        pool = sample_batch(trainset, total, rng)
-        batches = [pool[i * per_candidate:(i + 1) * per_candidate] for i in range(len(popped))]
-    seeds = draw_seeds(rng, total)
+    if batch_size < 1 or len(batch) % batch_size:
+        raise ValueError(f"the exploration batch ({len(batch)} examples) must split into sub-batches of "
+                         f"batch_size {batch_size}")
+    m = len(batch) // batch_size
+    seeds = draw_seeds(rng, len(batch) * len(popped))
     out: list[ExploredBatch] = []
-    for ci, (candidate, examples) in enumerate(zip(popped, batches)):
-        cand_seeds = seeds[ci * per_candidate:(ci + 1) * per_candidate]
-        rollouts = evaluate_examples(candidate, examples, cand_seeds, evaluator=evaluator, step=step,
+    for ci, candidate in enumerate(popped):
+        cand_seeds = seeds[ci * len(batch):(ci + 1) * len(batch)]
+        rollouts = evaluate_examples(candidate, batch, cand_seeds, evaluator=evaluator, step=step,
                                      source="explore", log_=log_, executor=executor)
         updated = candidate.with_rollouts(rollouts)
         for bi in range(m):
             sl = slice(bi * batch_size, (bi + 1) * batch_size)
-            out.append(ExploredBatch(updated, bi, tuple(examples[sl]), tuple(rollouts[sl])))
+            out.append(ExploredBatch(updated, bi, tuple(batch[sl]), tuple(rollouts[sl])))
     return out
 
 
@@ -177,8 +167,13 @@ def propose(
     rng: np.random.Generator,
     log_: RunLog,
     executor: Executor | None = None,
+    drop_identical: bool = False,
 ) -> list[Proposal]:
-    """Ask the proposer `num_proposals` times per explored sub-batch; failures are logged and dropped."""
+    """Ask the proposer `num_proposals` times per explored sub-batch.
+
+    As in the paper, only calls that raise and empty updates are dropped (and logged); a proposal
+    identical to its parent is kept (the eps-Net's job) unless `drop_identical`, an explicit option.
+    """
     executor = executor or SerialExecutor()
     jobs = [(eb, p) for eb in explored for p in range(num_proposals)]
     seeds = draw_seeds(rng, len(jobs))
@@ -202,10 +197,14 @@ def propose(
             log_.emit({"type": "proposal_error", "step": step, "parent_id": eb.candidate.id,
                        "batch_index": batch_index, "error": error or "no proposals"})
             continue
-        cleaned = [dict(ps) for ps in params_list if ps and params_key(ps) != params_key(eb.candidate.params)]
+        parent_key = params_key(eb.candidate.params)
+        nonempty = [dict(ps) for ps in params_list if ps]
+        identical = [params_key(ps) == parent_key for ps in nonempty]
+        kept = [(ps, same) for ps, same in zip(nonempty, identical) if not (drop_identical and same)]
         log_.emit({"type": "proposal", "step": step, "parent_id": eb.candidate.id,
-                   "batch_index": batch_index, "proposals": cleaned})
-        proposals.extend(Proposal(ps, eb.candidate.id, batch_index, step) for ps in cleaned)
+                   "batch_index": batch_index, "proposals": [ps for ps, _ in kept],
+                   "identical_to_parent": sum(identical), "dropped_identical": len(nonempty) - len(kept)})
+        proposals.extend(Proposal(ps, eb.candidate.id, batch_index, step, same) for ps, same in kept)
     return proposals
 
 
@@ -234,14 +233,18 @@ def filter_proposals(
     """Turn proposals into candidates (ids from `first_id`) and run the eps-Net against `reference`.
 
     Returns the decisions (admitted first, in admission order) and the reference candidates with
-    their embeddings filled in. With eps = 0 or no embedder nothing is embedded and all are admitted.
+    their embeddings filled in. eps = 0 admits everything; with an embedder the distances are still
+    measured (and logged) so a run without the filter shows what eps would have done. No embedder:
+    nothing is embedded, distance inf.
     """
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps!r}")
     news = [Candidate(first_id + i, dict(p.params), p.parent_id, step) for i, p in enumerate(proposals)]
     if not news:
         return [], list(reference)
-    if eps == 0 or embedder is None:
+    if embedder is None:
+        if eps > 0:
+            raise ValueError(f"eps is {eps} but no embedder was given")
         decisions = [FilterDecision(c, float("inf"), True) for c in news]
         reference_out = list(reference)
     else:
@@ -261,9 +264,8 @@ def filter_proposals(
 
 def validate(
     candidates: Sequence[Candidate],
-    valset: Sequence[Example],
+    batch: Sequence[Example],
     *,
-    batch_size: int,
     evaluator: Evaluator,
     step: int,
     rng: np.random.Generator,
@@ -273,7 +275,6 @@ def validate(
     """Score the admitted candidates on ONE shared fresh validation batch (a fair comparison)."""
     if not candidates:
         return []
-    batch = sample_batch(valset, batch_size, rng)
     seeds = draw_seeds(rng, len(batch) * len(candidates))
     out = []
     for i, c in enumerate(candidates):
@@ -284,7 +285,7 @@ def validate(
 
 
 def summarize(
-    candidates: Sequence[Candidate],
+    pool: Sequence[Candidate],
     summarizer: Summarizer,
     *,
     previous: str,
@@ -292,20 +293,37 @@ def summarize(
     step: int,
     rng: np.random.Generator,
     log_: RunLog,
-) -> str:
-    """The next global context; on a summarizer error the previous context is kept (and logged)."""
+    summarized_ids: frozenset[int] = frozenset(),
+    sampler: SummarySampler = "incremental",
+    max_candidates: int | None = None,
+    initial: str = "",
+) -> tuple[str, frozenset[int]]:
+    """The next global context and the ids summarized so far.
+
+    The candidates shown are sampled from `pool` by `sampler` (see `sampling`) with the run's
+    Generator. "incremental" folds them into `previous`; "experiment" summarizes afresh (from
+    `initial`). With nothing new to show, or on a summarizer error, the previous context is kept.
+    """
+    shown = sample_summary_candidates(pool, summarized_ids, rng, sampler=sampler, max_candidates=max_candidates)
     seed = draw_seeds(rng, 1)[0]
+    ids = [c.id for c in shown]
     hit = log_.replayed(("summary", step))
     if hit is not None:
         text = hit["text"]
+    elif not shown:
+        text = previous
     else:
+        base = previous if sampler == "incremental" else initial
         try:
-            text = summarizer.summarize(candidates, previous, examples, seed)
+            text = summarizer.summarize(shown, base, examples, seed)
         except Exception as exc:  # noqa: BLE001 - a failed summary keeps the old context
             log.warning("summarizer raised: %r", exc)
             text = previous
-    log_.emit({"type": "summary", "step": step, "seed": seed, "text": text})
-    return text
+        if text == base:  # the summarizer's own "no usable summary" answer
+            text = previous
+    log_.emit({"type": "summary", "step": step, "seed": seed, "sampler": sampler, "candidate_ids": ids,
+               "text": text})
+    return text, summarized_ids | frozenset(ids)
 
 
 def evaluate_on(
@@ -345,11 +363,12 @@ def reevaluate_top_k(
     """The winner's-curse correction: re-score the top-k by mean on a whole dataset, best first.
 
     A candidate picked by the max of noisy means is biased upward; fresh scores on a full set are not.
+    Ties in the fresh score keep the order by mean.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     ranked_by_mean = sorted(candidates, key=lambda c: (c.mean if c.mean is not None else -np.inf,
                                                       c.step_created, c.id), reverse=True)[:k]
     scored = [(c, evaluate_on(c, dataset, evaluator=evaluator, repeats=repeats, step=step, rng=rng, log_=log_,
-                              source="validate", executor=executor)) for c in ranked_by_mean]
+                              source="reevaluate", executor=executor)) for c in ranked_by_mean]
     return sorted(scored, key=lambda cs: cs[1], reverse=True)

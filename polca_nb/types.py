@@ -17,7 +17,7 @@ import numpy as np
 Params = dict[str, str]
 """A program's parameters: parameter name -> text (a prompt, instructions, code)."""
 
-Source = Literal["explore", "validate", "test"]
+Source = Literal["explore", "validate", "test", "reevaluate"]
 
 
 @dataclass(frozen=True)

@@ -72,16 +72,20 @@ def test_duplicates_by_id_count_once_and_keep_most_rollouts():
     assert len(evidence) == 1 and evidence[0].candidate.n == 3
 
 
-def test_prefers_candidates_with_latest_step():
+def test_shows_every_given_candidate_by_default_and_samples_uniformly_above_a_cap():
+    # Which candidates a summary sees is the loop's sampler's choice (sampling.py); the role used to
+    # prefer the latest step's candidates, which re-showed the just-explored top-K every round.
     old = [candidate(i, [0.0, 1.0], step=3) for i in range(6)]
     fresh = [candidate(10 + i, [0.0, 1.0], step=4) for i in range(2)]
-    summarizer = LLMSummarizer(ScriptedLLM([]), max_candidates=3)
+    assert [e.candidate.id for e in LLMSummarizer(ScriptedLLM([])).select(old + fresh, 0)] == [0, 1, 2, 3, 4, 5, 10, 11]
+    capped = LLMSummarizer(ScriptedLLM([]), max_candidates=3)
+    seen = set()
     for seed in range(20):
-        ids = {e.candidate.id for e in summarizer.select(old + fresh, seed)}
-        assert {10, 11} <= ids and len(ids) == 3
-    many_fresh = [candidate(10 + i, [0.0, 1.0], step=4) for i in range(5)]
-    for seed in range(20):
-        assert all(e.candidate.id >= 10 for e in summarizer.select(old + many_fresh, seed))
+        ids = {e.candidate.id for e in capped.select(old + fresh, seed)}
+        assert len(ids) == 3
+        seen |= ids
+    assert seen & set(range(6)) and not {10, 11} <= set.intersection(
+        *({e.candidate.id for e in capped.select(old + fresh, s)} for s in range(20)))
 
 
 def test_selection_deterministic_per_seed_order_free_and_seed_dependent():

@@ -9,7 +9,7 @@ import pytest
 from polca_nb.budget import Budget
 from polca_nb.runlog import RunLog, read_events
 from polca_nb.runner import PolcaConfig, Problem, polca
-from polca_nb.search import explore, reevaluate_top_k, sample_batch
+from polca_nb.search import exploration_batches, explore, reevaluate_top_k
 from polca_nb.synthetic import ScriptedProposer, SkillsEmbedder, SkillsSummarizer, skills_problem
 from polca_nb.types import Candidate, Example
 
@@ -48,9 +48,10 @@ def test_iteration_budget_and_history():
     res = polca(skills_problem(), ScriptedProposer(), PolcaConfig(Budget(max_iterations=4), eps=0, use_summarizer=False),
                 progress=False)
     assert res.stop_reason == "max_iterations" and len(res.history) == 4
-    # iteration 0 explores only the seed, on K sub-batches of b examples; then proposals are validated
+    # iteration 0 explores only the seed, on K sub-batches of b examples; the proposals are then
+    # validated on a batch scaled the same way (b*m = 10 examples each, as the paper's code)
     first = res.history[0]
-    assert first.metric_calls == 5 * 2 + first.admitted * 2
+    assert first.metric_calls == 5 * 2 + first.admitted * 10
 
 
 def test_search_improves_on_the_synthetic_problem():
@@ -176,9 +177,10 @@ def test_summary_reaches_proposer_only_when_enabled():
     ("num_candidates", 0, "num_candidates"),
     ("eps", -0.1, "eps"),
     ("batch_size", 0, "batch_size"),
-    ("batch_size", 1000, "batch_size"),
     ("num_proposals", 0, "num_proposals"),
-    ("validation_batch_size", 500, "validation_batch_size"),
+    ("validation_batch_size", 0, "validation_batch_size"),
+    ("summary_sampler", "latest", "summary_sampler"),
+    ("final_reevaluation", 0, "final_reevaluation"),
     ("test_repeats", 0, "test_repeats"),
 ])
 def test_bad_config_raises_before_any_evaluation(field, value, match):
@@ -221,20 +223,16 @@ def test_ucb_run_and_test_evaluations_are_counted_apart():
     assert sum(1 for e in res.events if e["type"] == "evaluation" and e["source"] != "test") == res.spent.metric_calls
 
 
-def test_sample_batch_and_explore_scaling():
-    rng = np.random.default_rng(0)
-    data = [Example(str(i), i) for i in range(10)]
-    batch = sample_batch(data, 4, rng)
-    assert len({e.id for e in batch}) == 4
-    with pytest.raises(ValueError, match="larger than the dataset"):
-        sample_batch(data, 11, rng)
-    with pytest.raises(ValueError, match="empty"):
-        sample_batch([], 1, rng)
+def test_explore_scaling_when_fewer_than_k_were_popped():
+    assert exploration_batches(1, 5, 1) == 5 and exploration_batches(1, 5, 2) == 2 and exploration_batches(2, 5, 5) == 2
     seed_only = [Candidate(0, {"instructions": "x"})]
     problem = skills_problem()
-    explored = explore(seed_only, problem.trainset, batch_size=2, num_batches=1, num_candidates=5,
-                       evaluator=problem.evaluator, step=0, rng=rng, log_=RunLog())
+    explored = explore(seed_only, problem.trainset[:10], batch_size=2, evaluator=problem.evaluator, step=0,
+                       rng=np.random.default_rng(0), log_=RunLog())
     assert len(explored) == 5 and explored[0].candidate.n == 10  # one candidate, K sub-batches
+    with pytest.raises(ValueError, match="sub-batches"):
+        explore(seed_only, problem.trainset[:3], batch_size=2, evaluator=problem.evaluator, step=0,
+                rng=np.random.default_rng(0), log_=RunLog())
 
 
 def test_reevaluate_top_k_orders_by_fresh_scores():

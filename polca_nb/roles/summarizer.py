@@ -45,14 +45,16 @@ class SummaryEvidence:
 class LLMSummarizer:
     """Implements `Summarizer` as the paper's incremental summarizer (role "summarizer").
 
-    Each call samples up to `max_candidates` evaluated candidates, preferring those with a rollout from
-    the latest step, and asks for one consolidated summary in `<summary>` tags that replaces the old
-    one. Returns `prefix + summary`; on any error, a missing tag or an echo it returns `previous`.
+    The search loop chooses which candidates a call sees (`sampling.sample_summary_candidates`: the
+    public sampler or the experiment-era one); this role shows each with one random success and one
+    random failure and asks for one consolidated summary in `<summary>` tags that replaces the old
+    one. `max_candidates` (None: no cap) only guards direct callers. Returns `prefix + summary`; on
+    any error, a missing tag or an echo it returns `previous`.
     """
 
     llm: LLM
     _: KW_ONLY
-    max_candidates: int = 5
+    max_candidates: int | None = None
     success_threshold: float = 0.0
     max_tokens: int = 2048
     temperature: float = 0.0
@@ -64,7 +66,9 @@ class LLMSummarizer:
     render_input: InputRenderer = field(default=default_input_text)
 
     def __post_init__(self) -> None:
-        for name in ("max_candidates", "max_tokens", "param_chars", "input_chars", "output_chars", "feedback_chars"):
+        if self.max_candidates is not None and (not isinstance(self.max_candidates, int) or self.max_candidates < 1):
+            raise ValueError(f"max_candidates must be a positive int or None, got {self.max_candidates!r}")
+        for name in ("max_tokens", "param_chars", "input_chars", "output_chars", "feedback_chars"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -80,8 +84,8 @@ class LLMSummarizer:
     def select(self, candidates: Sequence[Candidate], seed: int) -> list[SummaryEvidence]:
         """The evidence one call shows, a pure function of (the set of candidates, seed).
 
-        Candidates are de-duplicated by id (keeping the copy with most rollouts); those with a rollout
-        at the latest step fill the sample first, older ones top it up. Sorted by candidate id.
+        Candidates are de-duplicated by id (keeping the copy with most rollouts) and unevaluated ones
+        skipped; above `max_candidates` a uniform random subset is kept. Sorted by candidate id.
         """
         rng = np.random.default_rng(seed)
         by_id: dict[int, Candidate] = {}
@@ -92,14 +96,9 @@ class LLMSummarizer:
         if not by_id:
             return []
         evaluated = [by_id[i] for i in sorted(by_id)]
-        latest_step = max(r.step for c in evaluated for r in c.rollouts)
-        fresh = [c for c in evaluated if any(r.step == latest_step for r in c.rollouts)]
-        older = [c for c in evaluated if all(r.step != latest_step for r in c.rollouts)]
-        wanted = min(self.max_candidates, len(evaluated))
-        if len(fresh) >= wanted:
-            chosen = [fresh[i] for i in rng.choice(len(fresh), size=wanted, replace=False)]
-        else:
-            chosen = fresh + [older[i] for i in rng.choice(len(older), size=wanted - len(fresh), replace=False)]
+        chosen = evaluated
+        if self.max_candidates is not None and len(evaluated) > self.max_candidates:
+            chosen = [evaluated[i] for i in rng.choice(len(evaluated), size=self.max_candidates, replace=False)]
         evidence = []
         for candidate in sorted(chosen, key=lambda c: c.id):
             successes = [r for r in candidate.rollouts if r.score > self.success_threshold]
