@@ -451,8 +451,9 @@ def test_comparison_table_puts_ours_beside_the_papers_rows(data):
 def test_cost_model_counts_the_most_episodes_a_preset_can_run():
     paper = PRESETS["paper"]
     model = CostModel()
-    # Per iteration: K*b exploration episodes plus one validation batch of b for each of K proposals.
-    assert model.episodes(paper) == 101 * (5 * 2 + 5 * 2) + 2 * 115
+    # Per iteration: K*b exploration episodes plus one validation batch of b for each of K proposals;
+    # iteration 0 explores the seed on K*b examples and validates its K proposals on K*b each.
+    assert model.episodes(paper) == (1 * 10 + 5 * 10) + 100 * (5 * 2 + 5 * 2) + 2 * 115
     price = Price(3.0, 15.0)
     cost = model.usd(paper, price)
     agent_calls = model.episodes(paper) * model.agent_calls_per_episode

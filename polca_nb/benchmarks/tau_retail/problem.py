@@ -26,6 +26,7 @@ from ...llm.base import LLM
 from ...llm.config import Price
 from ...roles import LLMProposer, LLMSummarizer
 from ...runner import PolcaConfig, Problem
+from ...search import exploration_batches
 from ...types import Evaluation, Example, Params
 from .agent import TauAgent
 from .data import RetailData, Task
@@ -361,12 +362,19 @@ class CostModel:
     summarizer_output_tokens: float = 1000.0
 
     def episodes(self, preset: TauPreset, table_programs: int = 2) -> int:
-        """Most episodes a run can take: per iteration K*b*m exploration + K*P validation batches, plus
-        `table_programs` full passes over the table's tasks."""
+        """Episodes of a run whose memory holds K candidates from iteration 1 on: per iteration K*b*m
+        exploration + K*m*P validation batches of b*m; the first iteration explores only the seed, with
+        m scaled to K*m (a round popping fewer than K costs more: its validation batches grow too);
+        plus `table_programs` full passes over the table's tasks."""
         config = preset.config()
-        per_iteration = (config.num_candidates * config.batch_size * config.num_batches
-                         + config.num_candidates * config.num_batches * config.num_proposals * config.val_batch)
-        return preset.iterations * per_iteration + table_programs * len(preset.test)
+
+        def iteration_episodes(popped: int) -> int:
+            m = exploration_batches(config.num_batches, config.num_candidates, popped)
+            return (popped * config.batch_size * m
+                    + popped * m * config.num_proposals * config.validation_batch(m))
+
+        rest = max(0, preset.iterations - 1) * iteration_episodes(config.num_candidates)
+        return iteration_episodes(1) + rest + table_programs * len(preset.test)
 
     def usd(self, preset: TauPreset, price: Price, table_programs: int = 2) -> dict[str, float]:
         """Estimated USD per role (task, user_sim, proposer, summarizer) and the total, at `price`."""
