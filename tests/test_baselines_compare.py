@@ -227,3 +227,27 @@ def test_bench_compare_script_runs_every_method_and_prints_the_table(monkeypatch
     for method in ALL_METHODS:
         assert method in printed
     assert "calls used" in printed and "final test score" in printed
+
+
+class LengthEmbedder:
+    """Embeds a text as its length/10: proposals differ by a known distance."""
+
+    name = "length"
+
+    def embed(self, texts):
+        return np.array([[len(t) / 10.0] for t in texts])
+
+
+def test_epsnet_rows_report_rejections_and_distances_for_every_arm():
+    from polca_nb.baselines.ablation import epsnet_rows, pooled_distances
+    from polca_nb.epsnet import suggest_eps
+
+    texts = itertools.cycle(["Answer.", "Answer now.", f"Answer. {KEY}", "Answer the question."])
+    llm = ScriptedLLM(lambda req: f'<param name="instructions">\n{next(texts)}\n</param>')
+    c = compare_methods(["polca-vanilla", "polca+epsnet"], problem(), llm, budget=24, seeds=[0], grid_points=2,
+                        embedder=LengthEmbedder(), base_config=None)
+    rows = {r["method"]: r for r in epsnet_rows(c)}
+    assert rows["polca-vanilla"]["rejected"] == 0 and rows["polca-vanilla"]["embedder"] == "length"
+    assert rows["polca-vanilla"]["proposals"] > 0 and np.isfinite(rows["polca-vanilla"]["distance median"])
+    assert rows["polca+epsnet"]["eps"] > 0 and rows["polca+epsnet"]["rejected"] >= 1
+    assert 0 < suggest_eps(pooled_distances(c), 0.5) < 10

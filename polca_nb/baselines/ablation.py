@@ -128,3 +128,29 @@ def plot_eps_sensitivity(ax, sweep: EpsSweep, reference: Mapping[str, Any] | Non
 
 __all__ = ["ABLATION_METHODS", "EpsSweep", "load_reference", "mean_best_so_far", "plot_ablation",
            "plot_eps_sensitivity", "plot_reference_curves", "run_ablation", "run_eps_sweep"]
+
+
+def epsnet_rows(comparison: Comparison) -> list[dict[str, Any]]:
+    """Per method: proposals decided, rejections, rejection rate and proposal-distance quantiles, pooled
+    over seeds (eps means something only per embedder: these are the distances to set it from)."""
+    rows = []
+    for method, results in comparison.results.items():
+        reports = [r.details["epsnet"] for r in results if "epsnet" in r.details]
+        if not reports:
+            continue
+        distances = [d for rep in reports for d in rep.distances]
+        proposals = sum(rep.proposals for rep in reports)
+        rejected = sum(rep.rejected for rep in reports)
+        q = np.quantile(distances, (0.1, 0.5, 0.9)) if distances else (np.nan,) * 3
+        rows.append({"method": method, "eps": reports[0].eps, "embedder": reports[0].embedder,
+                     "proposals": proposals, "rejected": rejected,
+                     "rejection rate": rejected / proposals if proposals else np.nan,
+                     "identical evaluated": sum(int(r.details.get("identical_evaluated", 0)) for r in results),
+                     "distance p10": float(q[0]), "distance median": float(q[1]), "distance p90": float(q[2])})
+    return rows
+
+
+def pooled_distances(comparison: Comparison) -> list[float]:
+    """Every measured proposal distance of a comparison (all methods, all seeds)."""
+    return [d for results in comparison.results.values() for r in results
+            if "epsnet" in r.details for d in r.details["epsnet"].distances]

@@ -138,6 +138,8 @@ def from_run_result(method: str, result: RunResult, budget: int, seed: int,
                         {"iterations": result.spent.iterations, "proposals": result.spent.proposals,
                          "memory_size": len(result.memory),
                          "eps_rejections": sum(1 for e in result.events if e.get("type") == "rejection"),
+                         "epsnet": result.epsnet,
+                         "identical_evaluated": sum(h.identical_evaluated for h in result.history),
                          **(details or {})})
 
 

@@ -80,7 +80,8 @@ def run_baseline(
 
     counting = RoleCountingLLM(llm)
     # Test-set scoring is the caller's (unbudgeted) business: inside the loop it would hit the meter.
-    config = replace(base_config or default_config(budget), budget=Budget(max_metric_calls=budget), test_every=None)
+    config = replace(base_config or default_config(budget), budget=Budget(max_metric_calls=budget), test_every=None,
+                     final_reevaluation=None)
     configured = get_method(name).configure(config)
     meter = MeteredEvaluator(problem.evaluator, budget, np.random.default_rng(seed))
     metered = replace(problem, evaluator=meter)
@@ -94,7 +95,9 @@ def run_baseline(
 
         summarizer = LLMSummarizer(counting, **{**SUMMARIZER_DEFAULTS,
                                                 **({"max_tokens": max_tokens} if max_tokens else {})})
-    if embedder is None and configured.eps > 0:
+    if embedder is None:
+        # Also without the eps-Net: the embedder then only measures proposal distances, so every arm
+        # reports what eps would have done (RunResult.epsnet).
         from ..embedders import default_embedder
 
         embedder = default_embedder()
