@@ -140,9 +140,12 @@ def test_feedback_text_formats():
     context = ("Paragraph 1 (Rome):\nRome is in Italy.\n\nParagraph 2 (France):\nFrance is a country. Its capital "
                "is Paris.\n\nParagraph 3 (Berlin):\nBerlin is big.\n\nParagraph 4 (Paris):\nParis is a city.")
     assert bad.score == 0.0 and bad.output == "Lyon"
+    # the paper guide's form, its closing sentence verbatim (xuanfeiren/hotpotqa prompt_opt/trace_opt.py)
     assert bad.feedback == (f"Incorrect. Expected: 'Paris', Got: 'Lyon'.\nContext: {context}\n"
-                            f"Question: Which city is the capital of France?\n{hq.FEEDBACK_CLOSING}")
-    assert hq.FEEDBACK_CLOSING.startswith("Identify the failure mode and update meta_instructions")
+                            "Question: Which city is the capital of France?\n"
+                            "Identify the failure mode and update meta_instructions with improved reasoning and "
+                            "formatting guidance.")
+    assert bad.feedback.endswith("\n" + hq.FEEDBACK_CLOSING)
     # the feedback shows the context the program saw
     short = hq.score_output("Lyon", q, max_paragraphs=2)
     assert "Rome" not in short.feedback and "Paragraph 2 (Paris)" in short.feedback

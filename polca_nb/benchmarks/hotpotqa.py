@@ -3,7 +3,8 @@
 The program is one parameter, `meta_instructions`, put in front of a question and its ten distractor
 paragraphs; the task model (ledger role "task") answers, and the answer is scored 1 if, after
 lower-casing, stripping and dropping trailing `.,!?;:`, it equals the gold answer or contains it.
-Feedback is "Correct." or "Incorrect. Expected: ..., Got: ..." followed by the context and question.
+Feedback is "Correct." or "Incorrect. Expected: ..., Got: ..." followed by the context, the question and
+the harness's closing sentence (`feedback_text`).
 
     examples = load_examples()                       # the paper's 100 tasks
     evaluator = HotpotQAEvaluator(llm)               # llm: polca_nb.llm.default_client()
@@ -53,9 +54,10 @@ PARAM_NAME = "meta_instructions"
 INITIAL_INSTRUCTIONS = "Answer the question based on the context."
 TRAILING_PUNCTUATION = ".,!?;:"
 TASK_ROLE = "task"
-FEEDBACK_CLOSING = "Identify the failure mode and update meta_instructions to avoid it on similar questions."
-"""The notes end the paper's feedback with "Identify the failure mode and update meta_instructions …";
-the rest of that sentence is not known, so this closing is ours."""
+FEEDBACK_CLOSING = ("Identify the failure mode and update meta_instructions with improved reasoning and "
+                    "formatting guidance.")
+"""The last line of the paper guide's feedback on a wrong answer, verbatim (`HotpotQAGuide.get_feedback`
+in xuanfeiren/hotpotqa `prompt_opt/trace_opt.py`)."""
 
 OBJECTIVE = (
     "The parameter meta_instructions is placed before a multi-hop question and ten Wikipedia paragraphs "
@@ -192,7 +194,13 @@ def is_correct(output: str, answer: str) -> bool:
 
 
 def feedback_text(output: str, answer: str, context: str, question: str, correct: bool) -> str:
-    """The guide's text: "Correct." or the expected/got line, then the context and question."""
+    r"""The paper guide's feedback (benchmarks.md §2), exactly:
+
+        "Correct."                                                              (score 1)
+        "Incorrect. Expected: '<ans>', Got: '<output>'.\nContext: <context>\nQuestion: <q>\n"
+        "Identify the failure mode and update meta_instructions with improved reasoning and formatting guidance."
+                                                                                (score 0)
+    """
     if correct:
         return "Correct."
     return (f"Incorrect. Expected: '{answer}', Got: '{output}'.\n"
