@@ -164,6 +164,17 @@ def test_prompt_format_is_the_harness_format():
     assert call["messages"] == [{"role": "user", "content": expected}]
     assert call["system"] == "" and call["role"] == "task"
     assert call["temperature"] == 0.1 and call["sample_id"] == 1234
+    assert call["max_tokens"] == 4096  # the harness's evaluate_single(max_tokens=4096)
+
+
+def test_task_max_tokens_paper_is_upstreams_4096_smoke_keeps_its_small_cap():
+    assert hq.UPSTREAM_TASK_MAX_TOKENS == 4096 and hq.HotpotQAEvaluator(ScriptedLLM()).max_tokens == 4096
+    assert hq.HotpotPreset("x", n_examples=2, iterations=1, seeds=(0,)).task_max_tokens == 4096
+    assert hq.PRESETS["paper"].task_max_tokens == 4096
+    assert hq.PRESETS["smoke"].task_max_tokens == hq.SMOKE_TASK_MAX_TOKENS == 24  # the offline 135M model
+    for name in ("paper", "smoke"):
+        preset = hq.PRESETS[name]
+        assert hq.make_roles(ScriptedLLM(), preset).evaluator.max_tokens == preset.task_max_tokens
 
 
 def test_shortened_context_keeps_supporting_paragraphs_in_order():

@@ -58,6 +58,8 @@ FEEDBACK_CLOSING = ("Identify the failure mode and update meta_instructions with
                     "formatting guidance.")
 """The last line of the paper guide's feedback on a wrong answer, verbatim (`HotpotQAGuide.get_feedback`
 in xuanfeiren/hotpotqa `prompt_opt/trace_opt.py`)."""
+UPSTREAM_TASK_MAX_TOKENS = 4096
+"""`max_tokens` of the harness's task-model call (`evaluate_single` in xuanfeiren/hotpotqa `hotpotqa_eval.py`)."""
 
 OBJECTIVE = (
     "The parameter meta_instructions is placed before a multi-hop question and ten Wikipedia paragraphs "
@@ -228,12 +230,12 @@ class HotpotQAEvaluator:
     """Implements `Evaluator`: one task-model call (role "task", sample_id = the evaluation seed, so
     repeated evaluations are fresh samples while reruns hit the cache), then `score_output`.
 
-    `max_paragraphs` shortens the context (None = all ten, as in the paper). LLM errors propagate;
-    the search loop records them as failed evaluations.
+    `max_paragraphs` shortens the context (None = all ten, as in the paper); `max_tokens` defaults to the
+    harness's 4096. LLM errors propagate; the search loop records them as failed evaluations.
     """
 
     llm: LLM
-    max_tokens: int = 256
+    max_tokens: int = UPSTREAM_TASK_MAX_TOKENS
     temperature: float = 0.1
     max_paragraphs: int | None = None
 
@@ -317,7 +319,8 @@ class HotpotPreset:
     """A complete HotpotQA experiment: data size, loop knobs, model-call settings, seeds.
 
     Train = validation = test = the first `n_examples` tasks (the harness's setup). The budget is
-    `iterations` (the paper's num_steps) unless `max_metric_calls` is set.
+    `iterations` (the paper's num_steps) unless `max_metric_calls` is set. `task_max_tokens` defaults to
+    the harness's 4096.
     """
 
     name: str
@@ -333,7 +336,7 @@ class HotpotPreset:
     test_repeats: int = 5
     max_metric_calls: int | None = None
     max_paragraphs: int | None = None
-    task_max_tokens: int = 256
+    task_max_tokens: int = UPSTREAM_TASK_MAX_TOKENS
     task_temperature: float = 0.1
     proposer_max_tokens: int = 4096
     proposer_temperature: float = 0.7
@@ -361,18 +364,26 @@ class HotpotPreset:
             raise ValueError(f"HotpotPreset.max_metric_calls must be None or >= 1, got {self.max_metric_calls!r}")
 
 
+SMOKE_TASK_MAX_TOKENS = 24
+"""The smoke preset's task-reply cap for the offline 135M model (the paper preset uses the harness's 4096)."""
+
 PRESETS: dict[str, HotpotPreset] = {
-    # polca-method.md §3: 100 tasks, K=5, b=2, 100 steps, eps 0.1, summarizer, test every 10 on 100 x 5, 3 seeds.
+    # polca-method.md §3: 100 tasks, K=5, b=2, 100 steps, eps 0.1, summarizer, test every 10 on 100 x 5, 3 seeds;
+    # task replies up to the harness's 4096 tokens.
     "paper": HotpotPreset("paper", n_examples=100, iterations=100, seeds=(0, 1, 2), num_candidates=5, batch_size=2,
                           eps=0.1, use_summarizer=True, test_every=10, test_repeats=5, max_paragraphs=None,
-                          task_max_tokens=256, proposer_max_tokens=4096, summarizer_max_tokens=2048, workers=8),
+                          task_max_tokens=UPSTREAM_TASK_MAX_TOKENS,
+                          proposer_max_tokens=4096, summarizer_max_tokens=2048, workers=8),
     # Sized for the embedded SmolLM2-135M on 2 idle cores: 6 tasks, contexts cut to the 2 supporting paragraphs
-    # + 1 distractor (~400 instead of ~1,600 prompt tokens), short replies. Its 47 requests (38 task, 6 proposer,
+    # + 1 distractor (~400 instead of ~1,600 prompt tokens), and task replies capped at SMOKE_TASK_MAX_TOKENS (24,
+    # not the paper's 4096: a short answer fits, and the 135M model's rambling costs ~16 ms a token on these
+    # cores). Its 47 requests (38 task, 6 proposer,
     # 3 summarizer) need ~260 s of single-thread llama.cpp time (prefill ~117 tok/s, generation ~62 tok/s, measured
     # with llama-bench as CPU time), i.e. ~3-5 minutes for the whole notebook cold.
     "smoke": HotpotPreset("smoke", n_examples=6, iterations=3, seeds=(0,), num_candidates=2, batch_size=2,
                           eps=0.1, use_summarizer=True, test_every=1, test_repeats=1, max_paragraphs=3,
-                          task_max_tokens=24, proposer_max_tokens=192, summarizer_max_tokens=160, workers=1),
+                          task_max_tokens=SMOKE_TASK_MAX_TOKENS,
+                          proposer_max_tokens=192, summarizer_max_tokens=160, workers=1),
 }
 
 
