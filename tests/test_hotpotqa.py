@@ -238,6 +238,36 @@ def test_paper_call_counts_and_cost():
         hq.estimate_cost(paper, {"task": (1, 1)}, Price(1.0, 1.0))
 
 
+def test_validation_set_is_the_first_ten_tasks_train_and_test_all():
+    examples = [Example(f"e{i}", hq.parse_record(RECORDS[i % 4], i)) for i in range(100)]
+    evaluator = hq.HotpotQAEvaluator(ScriptedLLM())
+    problem = hq.make_problem(examples, evaluator)
+    assert hq.PAPER_NUM_VALIDATION == 10
+    assert [ex.id for ex in problem.valset] == [f"e{i}" for i in range(10)]
+    assert list(problem.trainset) == list(problem.testset) == examples
+    # fewer than 10 tasks (the smoke preset's 6): all of them validate
+    assert list(hq.make_problem(examples[:6], evaluator).valset) == examples[:6]
+    assert [ex.id for ex in hq.make_problem(examples, evaluator, n_validation=3).valset] == ["e0", "e1", "e2"]
+    # the former setup, validation = train, only when asked for by name
+    assert list(hq.make_problem(examples, evaluator, n_validation=None).valset) == examples
+    with pytest.raises(ValueError, match="n_validation"):
+        hq.make_problem(examples, evaluator, n_validation=0)
+    assert hq.PRESETS["paper"].n_validation == 10 and hq.PRESETS["paper"].validation_size == 10
+    assert hq.PRESETS["smoke"].validation_size == hq.PRESETS["smoke"].n_examples == 6
+    assert hq.HotpotPreset("x", n_examples=40, iterations=1, seeds=(0,), n_validation=None).validation_size == 40
+
+
+def test_run_seed_validates_on_the_presets_validation_set(data_folder):
+    """The loop draws every validation batch from the first n_validation tasks only."""
+    examples = hq.load_examples(4)
+    llm = scripted_models(examples)
+    preset = hq.HotpotPreset("tiny", n_examples=4, iterations=3, seeds=(0,), num_candidates=2, batch_size=2,
+                             eps=0.0, use_summarizer=False, test_every=10, test_repeats=1, n_validation=2)
+    run = hq.run_seed(preset, llm, seed=3, embedder=None, examples=examples)
+    validations = [e for e in run.result.events if e["type"] == "evaluation" and e["source"] == "validate"]
+    assert validations and {e["example_id"] for e in validations} == {"hotpot000", "hotpot001"}
+
+
 def test_preset_validation_names_the_field():
     with pytest.raises(ValueError, match="HotpotPreset.n_examples"):
         hq.HotpotPreset("x", n_examples=101, iterations=1, seeds=(0,))
@@ -247,6 +277,10 @@ def test_preset_validation_names_the_field():
         hq.HotpotPreset("x", n_examples=2, iterations=1, seeds=())
     with pytest.raises(ValueError, match="HotpotPreset.eps"):
         hq.HotpotPreset("x", n_examples=2, iterations=1, seeds=(0,), eps=-0.1)
+    with pytest.raises(ValueError, match="HotpotPreset.n_validation"):
+        hq.HotpotPreset("x", n_examples=2, iterations=1, seeds=(0,), n_validation=0)
+    with pytest.raises(ValueError, match="HotpotPreset.batch_size 3 exceeds the 2 validation tasks"):
+        hq.HotpotPreset("x", n_examples=20, iterations=1, seeds=(0,), batch_size=3, n_validation=2)
 
 
 # --- downloader ------------------------------------------------------------------------------------

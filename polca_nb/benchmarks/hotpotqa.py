@@ -4,7 +4,8 @@ The program is one parameter, `meta_instructions`, put in front of a question an
 paragraphs; the task model (ledger role "task") answers, and the answer is scored 1 if, after
 lower-casing, stripping and dropping trailing `.,!?;:`, it equals the gold answer or contains it.
 Feedback is "Correct." or "Incorrect. Expected: ..., Got: ..." followed by the context, the question and
-the harness's closing sentence (`feedback_text`).
+the harness's closing sentence (`feedback_text`). Train = test = the first `n` tasks; validation = the
+first `PAPER_NUM_VALIDATION` (10) of them, as in the harness (`make_problem`).
 
     examples = load_examples()                       # the paper's 100 tasks
     evaluator = HotpotQAEvaluator(llm)               # llm: polca_nb.llm.default_client()
@@ -43,6 +44,9 @@ DATA_FILE = "hotpotqa/hotpot_dev_distractor_first100.json"
 DATA_SHA256 = "32ed3ffab548f1d57ba65365bd581d17b428980fa7be881ab0c45f79d9fe6827"
 """sha256 of the shared file (the paper's 100 tasks); the downloader reproduces it byte for byte."""
 PAPER_NUM_EXAMPLES = 100
+PAPER_NUM_VALIDATION = 10
+"""Validation set = the first 10 tasks: the harness's `--num_validate_samples` default, which the paper's
+command leaves unset (polca-method.md §3: "train first 100, val first 10 (default), test 100")."""
 HF_DATASET = "hotpotqa/hotpot_qa"
 HF_CONFIG = "distractor"
 HF_SPLIT = "validation"
@@ -318,9 +322,10 @@ class TokenMeter:
 class HotpotPreset:
     """A complete HotpotQA experiment: data size, loop knobs, model-call settings, seeds.
 
-    Train = validation = test = the first `n_examples` tasks (the harness's setup). The budget is
-    `iterations` (the paper's num_steps) unless `max_metric_calls` is set. `task_max_tokens` defaults to
-    the harness's 4096.
+    Train = test = the first `n_examples` tasks; validation = the first `n_validation` of them (the
+    harness's setup: 10, or all `n_examples` when there are fewer; `n_validation=None` validates on all
+    `n_examples`, i.e. validation = train, this package's former setup). The budget is `iterations` (the
+    paper's num_steps) unless `max_metric_calls` is set. `task_max_tokens` defaults to the harness's 4096.
     """
 
     name: str
@@ -336,6 +341,7 @@ class HotpotPreset:
     test_repeats: int = 5
     max_metric_calls: int | None = None
     max_paragraphs: int | None = None
+    n_validation: int | None = PAPER_NUM_VALIDATION
     task_max_tokens: int = UPSTREAM_TASK_MAX_TOKENS
     task_temperature: float = 0.1
     proposer_max_tokens: int = 4096
@@ -362,39 +368,62 @@ class HotpotPreset:
             raise ValueError(f"HotpotPreset.max_paragraphs must be None or an int >= 1, got {self.max_paragraphs!r}")
         if self.max_metric_calls is not None and self.max_metric_calls < 1:
             raise ValueError(f"HotpotPreset.max_metric_calls must be None or >= 1, got {self.max_metric_calls!r}")
+        if self.n_validation is not None and (not isinstance(self.n_validation, int)
+                                              or isinstance(self.n_validation, bool) or self.n_validation < 1):
+            raise ValueError(f"HotpotPreset.n_validation must be None or an int >= 1, got {self.n_validation!r}")
+        if self.batch_size > self.validation_size:
+            raise ValueError(f"HotpotPreset.batch_size {self.batch_size} exceeds the {self.validation_size} "
+                             f"validation tasks (n_validation={self.n_validation!r})")
+
+    @property
+    def validation_size(self) -> int:
+        """How many tasks (the first ones) form the validation set."""
+        return num_validation_tasks(self.n_examples, self.n_validation)
+
+
+def num_validation_tasks(n_examples: int, n_validation: int | None = PAPER_NUM_VALIDATION) -> int:
+    """min(n_validation, n_examples); all `n_examples` when `n_validation` is None."""
+    return n_examples if n_validation is None else min(n_validation, n_examples)
 
 
 SMOKE_TASK_MAX_TOKENS = 24
 """The smoke preset's task-reply cap for the offline 135M model (the paper preset uses the harness's 4096)."""
 
 PRESETS: dict[str, HotpotPreset] = {
-    # polca-method.md §3: 100 tasks, K=5, b=2, 100 steps, eps 0.1, summarizer, test every 10 on 100 x 5, 3 seeds;
-    # task replies up to the harness's 4096 tokens.
+    # polca-method.md §3: 100 tasks (validation: the first 10), K=5, b=2, 100 steps, eps 0.1, summarizer, test
+    # every 10 on 100 x 5, 3 seeds; task replies up to the harness's 4096 tokens.
     "paper": HotpotPreset("paper", n_examples=100, iterations=100, seeds=(0, 1, 2), num_candidates=5, batch_size=2,
                           eps=0.1, use_summarizer=True, test_every=10, test_repeats=5, max_paragraphs=None,
-                          task_max_tokens=UPSTREAM_TASK_MAX_TOKENS,
+                          n_validation=PAPER_NUM_VALIDATION, task_max_tokens=UPSTREAM_TASK_MAX_TOKENS,
                           proposer_max_tokens=4096, summarizer_max_tokens=2048, workers=8),
-    # Sized for the embedded SmolLM2-135M on 2 idle cores: 6 tasks, contexts cut to the 2 supporting paragraphs
-    # + 1 distractor (~400 instead of ~1,600 prompt tokens), and task replies capped at SMOKE_TASK_MAX_TOKENS (24,
-    # not the paper's 4096: a short answer fits, and the 135M model's rambling costs ~16 ms a token on these
-    # cores). Its 47 requests (38 task, 6 proposer,
+    # Sized for the embedded SmolLM2-135M on 2 idle cores: 6 tasks (fewer than 10, so all 6 validate),
+    # contexts cut to the 2 supporting paragraphs + 1 distractor (~400 instead of ~1,600 prompt tokens), and
+    # task replies capped at SMOKE_TASK_MAX_TOKENS (24, not the paper's 4096: a short answer fits, and the 135M
+    # model's rambling costs ~16 ms a token on these cores). Its 47 requests (38 task, 6 proposer,
     # 3 summarizer) need ~260 s of single-thread llama.cpp time (prefill ~117 tok/s, generation ~62 tok/s, measured
     # with llama-bench as CPU time), i.e. ~3-5 minutes for the whole notebook cold.
     "smoke": HotpotPreset("smoke", n_examples=6, iterations=3, seeds=(0,), num_candidates=2, batch_size=2,
                           eps=0.1, use_summarizer=True, test_every=1, test_repeats=1, max_paragraphs=3,
-                          task_max_tokens=SMOKE_TASK_MAX_TOKENS,
+                          n_validation=PAPER_NUM_VALIDATION, task_max_tokens=SMOKE_TASK_MAX_TOKENS,
                           proposer_max_tokens=192, summarizer_max_tokens=160, workers=1),
 }
 
 
 def make_problem(examples: Sequence[Example], evaluator: HotpotQAEvaluator,
-                 seed_instructions: str = INITIAL_INSTRUCTIONS) -> Problem:
-    """Train = validation = test = `examples` (the harness's setup), one parameter `meta_instructions`."""
+                 seed_instructions: str = INITIAL_INSTRUCTIONS, *,
+                 n_validation: int | None = PAPER_NUM_VALIDATION) -> Problem:
+    """One parameter `meta_instructions`; train = test = `examples`, validation = the first `n_validation`
+    of them (the harness's `all_tasks[:num_validate_samples]`, 10 by default; all of them when there are
+    fewer). `n_validation=None` validates on all `examples` (validation = train, the former setup)."""
     if not examples:
         raise ValueError("examples must not be empty")
+    if n_validation is not None and (not isinstance(n_validation, int) or isinstance(n_validation, bool)
+                                     or n_validation < 1):
+        raise ValueError(f"n_validation must be None or an int >= 1, got {n_validation!r}")
     examples = list(examples)
+    valset = examples[:num_validation_tasks(len(examples), n_validation)]
     return Problem(name="hotpotqa", seed_params={PARAM_NAME: seed_instructions}, trainset=examples,
-                   evaluator=evaluator, valset=examples, testset=examples, score_range=(0.0, 1.0),
+                   evaluator=evaluator, valset=valset, testset=examples, score_range=(0.0, 1.0),
                    objective=OBJECTIVE)
 
 
@@ -486,7 +515,7 @@ def run_seed(preset: HotpotPreset, llm: LLM, *, seed: int, embedder: Embedder | 
     examples = list(examples) if examples is not None else load_examples(preset.n_examples)
     roles = roles or make_roles(llm, preset)
     config = config or make_config(preset)
-    problem = make_problem(examples, roles.evaluator)
+    problem = make_problem(examples, roles.evaluator, n_validation=preset.n_validation)
     exec_ = as_executor(executor if executor is not None else preset.workers)
     initial = measure_accuracy(roles.evaluator, problem.seed_params, problem.testset or examples,
                             repeats=config.test_repeats, seed=seed, executor=exec_)
