@@ -26,6 +26,8 @@ from polca_nb.benchmarks.kernelbench import (  # noqa: E402
     task_examples,
 )
 from polca_nb.benchmarks.kernelbench import evaluate as ev  # noqa: E402
+from polca_nb.benchmarks.kernelbench import feedback as fb  # noqa: E402
+from polca_nb.benchmarks.kernelbench.experiment import PRESETS, KernelBenchSetup, with_overrides  # noqa: E402
 from polca_nb.benchmarks.kernelbench.tasks import module_constants  # noqa: E402
 from polca_nb.data import require  # noqa: E402
 
@@ -168,13 +170,58 @@ def test_fast_p_curves_use_running_best_with_nan_and_ragged_steps():
 BASE = {"task_idx": 9, "backend": "cpu"}
 
 
-def test_success_payload_gives_median_ratio_speedup_and_success_feedback():
-    payload = {"compiled": True, "correct": True, "error": None,
-               "runtimes_ms": {"reference": [2.0, 1.5, 100.0], "custom": [1.0, 1.0, 0.5]}}
-    result = ev._result_from_payload(payload, BASE, {}, cache_hit=False)
-    assert result.speedup == pytest.approx(2.0)  # median 2.0 / median 1.0
-    assert result.feedback.startswith("SUCCESS - Score (Speedup): 2.0000x\n")
+def success_payload(reference, custom):
+    return {"compiled": True, "correct": True, "error": None, "runtimes_ms": {"reference": reference, "custom": custom}}
+
+
+def test_success_payload_gives_mean_ratio_speedup_and_success_feedback():
+    result = ev._result_from_payload(success_payload([2.0, 1.5, 100.0], [1.0, 1.0, 0.5]), BASE, {}, cache_hit=False)
+    # upstream: mean runtimes rounded to 3 significant figures, 34.5 / 0.833
+    assert result.runtime_statistic == "mean" and result.speedup == 34.5 / 0.833
+    assert (result.reference_ms, result.custom_ms) == (34.5, 0.833)
+    assert result.feedback.startswith("SUCCESS - Score (Speedup): 41.4166x\n")
     assert status_of(result.feedback) == "success" and result.correct and result.compiled
+
+
+def test_one_outlier_in_five_trials_mean_is_upstreams_speedup_median_the_old_one():
+    """The issue's example: a 4 ms outlier among four 1 ms trials gives 1.25 by the mean, 2.00 by the median."""
+    payload = success_payload([2.0] * 5, [1.0, 1.0, 4.0, 1.0, 1.0])
+    mean = ev._result_from_payload(payload, BASE, {}, cache_hit=False)
+    median = ev._result_from_payload(payload, {**BASE, "runtime_statistic": "median"}, {}, cache_hit=False)
+    assert mean.speedup == 1.25 and mean.custom_ms == 1.6 and mean.reference_ms == 2.0
+    assert mean.feedback.startswith("SUCCESS - Score (Speedup): 1.2500x\n")
+    assert median.speedup == 2.0 and median.custom_ms == 1.0 and median.runtime_statistic == "median"
+    assert median.feedback.startswith("SUCCESS - Score (Speedup): 2.0000x\n")
+    assert mean.summary()["runtime_statistic"] == "mean" and median.summary()["custom_ms"] == 1.0
+
+
+def test_runtimes_are_rounded_to_three_significant_figures_like_get_timing_stats():
+    assert fb.timing_stats([1.0, 1.0, 4.0, 1.0, 1.0]) == {"mean": 1.6, "std": 1.2, "min": 1.0, "max": 4.0,
+                                                         "num_trials": 5}
+    trials = [0.123456, 0.2345678, 0.1987654, 0.3012345, 0.15]
+    numpy_stats = {"mean": float(f"{np.mean(trials):.3g}"), "std": float(f"{np.std(trials):.3g}"),
+                   "min": float(f"{np.min(trials):.3g}"), "max": float(f"{np.max(trials):.3g}"),
+                   "num_trials": 5}  # upstream KernelBench src/eval.py get_timing_stats
+    assert fb.timing_stats(trials) == numpy_stats
+    assert fb.runtime_ms([3.14159] * 3) == 3.14 and fb.runtime_ms([3.14159] * 3, "median") == 3.14159
+    assert fb.speedup_of([3.14159] * 3, [1.0] * 3) == 3.14
+    assert fb.round_significant(12345.678) == 12300.0 and fb.round_significant(0.00123456) == 0.00123
+    with pytest.raises(ValueError, match="runtime_statistic must be one of"):
+        fb.runtime_ms([1.0], "min")
+    with pytest.raises(ValueError, match="at least one timing trial"):
+        fb.timing_stats([])
+
+
+def test_setups_default_to_upstreams_mean_and_name_the_median_option():
+    assert PRESETS["paper"].runtime_statistic == "mean" and KernelBenchSetup().runtime_statistic == "mean"
+    median = with_overrides(PRESETS["smoke"], runtime_statistic="median")
+    assert median.label() == PRESETS["smoke"].label() + "-rtmedian"
+    assert median.evaluator().inner.runtime_statistic == "median"
+    assert PRESETS["smoke"].evaluator().inner.runtime_statistic == "mean"
+    with pytest.raises(ValueError, match="KernelBenchSetup.runtime_statistic"):
+        KernelBenchSetup(runtime_statistic="min")
+    with pytest.raises(ValueError, match="runtime_statistic"):
+        ev.KernelBenchEvaluator(runtime_statistic="max")
 
 
 @pytest.mark.parametrize("phase,header", [

@@ -17,7 +17,6 @@ import operator
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any, Iterator
 
 from ...types import Evaluation, Example, Params
 from . import feedback as fb
-from .feedback import Status
+from .feedback import RuntimeStatistic, Status, check_runtime_statistic
 from .tasks import Backend, KernelTask, check_backend
 
 WORKER = Path(__file__).with_name("_worker.py")
@@ -75,10 +74,11 @@ def require_backend(backend: Backend) -> None:
 
 @dataclass(frozen=True)
 class KernelResult:
-    """Outcome of one evaluation. `speedup` is reference/custom median runtime, 0.0 on any failure;
-    `runtimes` holds per-trial milliseconds under "reference" and "custom"; `phase_seconds` is the
-    wall time spent per phase (process_start, import_torch, reference, build, correctness,
-    timing_wait, timing, total)."""
+    """Outcome of one evaluation. `speedup` is reference/custom runtime, 0.0 on any failure, where a
+    runtime is its trials aggregated by `runtime_statistic` ("mean": upstream's 3-significant-figure
+    mean; "median": the former choice); `runtimes` holds per-trial milliseconds under "reference" and
+    "custom"; `phase_seconds` is the wall time spent per phase (process_start, import_torch,
+    reference, build, correctness, timing_wait, timing, total)."""
 
     task_idx: int
     backend: Backend
@@ -93,6 +93,7 @@ class KernelResult:
     timed_out: bool = False
     out_of_memory: bool = False
     build_cache_hit: bool = False
+    runtime_statistic: RuntimeStatistic = "mean"
 
     @property
     def score(self) -> float:
@@ -100,19 +101,22 @@ class KernelResult:
 
     @property
     def reference_ms(self) -> float | None:
+        """The reference's runtime (ms) by `runtime_statistic`; None when it was not timed."""
         ref = self.runtimes.get("reference")
-        return statistics.median(ref) if ref else None
+        return fb.runtime_ms(ref, self.runtime_statistic) if ref else None
 
     @property
     def custom_ms(self) -> float | None:
+        """The candidate's runtime (ms) by `runtime_statistic`; None when it was not timed."""
         custom = self.runtimes.get("custom")
-        return statistics.median(custom) if custom else None
+        return fb.runtime_ms(custom, self.runtime_statistic) if custom else None
 
     def summary(self) -> dict[str, Any]:
         """Compact, JSON-able view (no feedback text) for logs and Evaluation.output."""
         return {"task_idx": self.task_idx, "backend": self.backend, "status": self.status,
                 "compiled": self.compiled, "correct": self.correct, "speedup": self.speedup,
-                "reference_ms": self.reference_ms, "custom_ms": self.custom_ms, "error": self.error,
+                "reference_ms": self.reference_ms, "custom_ms": self.custom_ms,
+                "runtime_statistic": self.runtime_statistic, "error": self.error,
                 "timed_out": self.timed_out, "out_of_memory": self.out_of_memory,
                 "build_cache_hit": self.build_cache_hit, "phase_seconds": self.phase_seconds}
 
@@ -254,6 +258,7 @@ def evaluate_kernel(
     cache: bool = True,
     cache_dir: str | Path | None = None,
     exclusive_timing: bool = True,
+    runtime_statistic: RuntimeStatistic = "mean",
 ) -> KernelResult:
     """Build, check and time `source` (a module defining ModelNew) against `task` in a child process.
 
@@ -262,8 +267,11 @@ def evaluate_kernel(
     KernelEvalError if the harness fails before the candidate's code runs.
     `memory_mb` caps the heap of the worker and of each process it starts (compilers included).
     `exclusive_timing` makes concurrent evaluations on this machine take turns for the timing phase.
+    `runtime_statistic` turns the timing trials into the runtimes of the speedup: "mean" (upstream
+    KernelBench, rounded to 3 significant figures) or "median" (the former choice).
     """
     check_backend(backend)
+    check_runtime_statistic(runtime_statistic)
     if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise ValueError(f"timeout_s must be a number > 0, got {timeout_s!r}")
     try:
@@ -283,7 +291,7 @@ def evaluate_kernel(
         raise ValueError(f"source must be a str, got {type(source).__name__}")
     require_backend(backend)
 
-    base = dict(task_idx=task.idx, backend=backend)
+    base = dict(task_idx=task.idx, backend=backend, runtime_statistic=runtime_statistic)
     # A syntax error needs no process: report it at once, like the compiler would.
     try:
         compile(source, "<candidate>", "exec")
@@ -405,17 +413,18 @@ def _result_from_payload(payload: dict[str, Any], base: dict[str, Any], phase_se
                    f"{failed[0]['reason'] if failed else 'unknown'}")
         return KernelResult(**common, status="correctness_failure", correct=False, speedup=0.0,
                             feedback=fb.correctness_failure(details), error=details)
-    reference_ms, custom_ms = statistics.median(runtimes["reference"]), statistics.median(runtimes["custom"])
-    speedup = reference_ms / custom_ms
+    statistic = base.get("runtime_statistic", "mean")
+    speedup = fb.speedup_of(runtimes["reference"], runtimes["custom"], statistic)
     return KernelResult(**common, status="success", correct=True, speedup=speedup,
-                        feedback=fb.success(speedup, runtimes["custom"], runtimes["reference"]))
+                        feedback=fb.success(speedup, runtimes["custom"], runtimes["reference"], statistic))
 
 
 @dataclass
 class KernelBenchEvaluator:
     """`Evaluator` for KernelBench: params {"kernel": source}, example.data a KernelTask, score = speedup.
 
-    The evaluation `seed` seeds the correctness inputs (trial t uses seed + t). Construction fails
+    The evaluation `seed` seeds the correctness inputs (trial t uses seed + t). `runtime_statistic`:
+    "mean" (upstream) or "median" (the former choice), see `evaluate_kernel`. Construction fails
     with BackendUnavailable when the backend cannot run on this machine.
     """
 
@@ -429,10 +438,12 @@ class KernelBenchEvaluator:
     cache: bool = True
     cache_dir: str | Path | None = None
     exclusive_timing: bool = True
+    runtime_statistic: RuntimeStatistic = "mean"
     results: list[KernelResult] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         check_backend(self.backend)
+        check_runtime_statistic(self.runtime_statistic)
         require_backend(self.backend)
 
     def __call__(self, params: Params, example: Example, seed: int) -> Evaluation:
@@ -445,6 +456,7 @@ class KernelBenchEvaluator:
             task, params[PARAM_NAME], self.backend, timeout_s=self.timeout_s, memory_mb=self.memory_mb, seed=seed,
             num_correct_trials=self.num_correct_trials, num_warmup=self.num_warmup,
             num_perf_trials=self.num_perf_trials, num_threads=self.num_threads, cache=self.cache,
-            cache_dir=self.cache_dir, exclusive_timing=self.exclusive_timing)
+            cache_dir=self.cache_dir, exclusive_timing=self.exclusive_timing,
+            runtime_statistic=self.runtime_statistic)
         self.results.append(result)
         return Evaluation(score=result.speedup, feedback=result.feedback, output=json.dumps(result.summary()))

@@ -8,10 +8,17 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Literal, Sequence
 
 Status = Literal["success", "compilation_failure", "correctness_failure", "performance_failure"]
+RuntimeStatistic = Literal["mean", "median"]
+RUNTIME_STATISTICS: tuple[str, ...] = ("mean", "median")
+"""How timing trials become one runtime: "mean" (upstream KernelBench: the mean of the trials rounded to 3
+significant figures, `get_timing_stats(...)["mean"]`) or "median" (unrounded; this package's former choice,
+robust to a load spike on a shared machine)."""
+SIGNIFICANT_DIGITS = 3
 
 HEADERS: dict[str, str] = {
     "compilation_failure": "COMPILATION FAILURE - Score: 0.0",
@@ -39,24 +46,53 @@ def performance_failure(details: str) -> str:
             f"Error details: {details}")
 
 
-def runtime_stats(runtimes_ms: Sequence[float]) -> str:
-    """One line of summary statistics (ms) over timing trials."""
+def check_runtime_statistic(statistic: str) -> None:
+    if statistic not in RUNTIME_STATISTICS:
+        raise ValueError(f"runtime_statistic must be one of {RUNTIME_STATISTICS}, got {statistic!r}")
+
+
+def round_significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """`value` rounded to `digits` significant figures, as upstream does it: float(f"{value:.3g}")."""
+    return float(f"{value:.{digits}g}")
+
+
+def timing_stats(runtimes_ms: Sequence[float]) -> dict[str, float | int]:
+    """Upstream KernelBench's `get_timing_stats`: mean, std (population, like np.std), min and max of the
+    trials, each rounded to 3 significant figures, and num_trials."""
     if not runtimes_ms:
-        return "no trials"
-    std = statistics.pstdev(runtimes_ms) if len(runtimes_ms) > 1 else 0.0
-    return (f"median {statistics.median(runtimes_ms):.4f} ms, mean {statistics.fmean(runtimes_ms):.4f} ms, "
-            f"std {std:.4f} ms, min {min(runtimes_ms):.4f} ms, max {max(runtimes_ms):.4f} ms, "
-            f"trials {len(runtimes_ms)}")
+        raise ValueError("timing_stats needs at least one timing trial")
+    values = [float(t) for t in runtimes_ms]
+    return {"mean": round_significant(math.fsum(values) / len(values)),
+            "std": round_significant(statistics.pstdev(values)),
+            "min": round_significant(min(values)), "max": round_significant(max(values)),
+            "num_trials": len(values)}
 
 
-def success(speedup: float, custom_ms: Sequence[float], reference_ms: Sequence[float]) -> str:
+def runtime_ms(runtimes_ms: Sequence[float], statistic: RuntimeStatistic = "mean") -> float:
+    """One runtime from the trials: the 3-significant-figure mean (upstream) or the plain median."""
+    check_runtime_statistic(statistic)
+    if statistic == "median":
+        if not runtimes_ms:
+            raise ValueError("runtime_ms needs at least one timing trial")
+        return float(statistics.median(runtimes_ms))
+    return float(timing_stats(runtimes_ms)["mean"])
+
+
+def speedup_of(reference_ms: Sequence[float], custom_ms: Sequence[float],
+               statistic: RuntimeStatistic = "mean") -> float:
+    """reference runtime / custom runtime, each aggregated by `statistic`."""
+    return runtime_ms(reference_ms, statistic) / runtime_ms(custom_ms, statistic)
+
+
+def success(speedup: float, custom_ms: Sequence[float], reference_ms: Sequence[float],
+            statistic: RuntimeStatistic = "mean") -> str:
     return (f"SUCCESS - Score (Speedup): {speedup:.4f}x\n"
             "The kernel compiled, passed correctness tests and was timed against the reference.\n"
-            f"Custom kernel runtime: {statistics.median(custom_ms):.4f} ms (median)\n"
-            f"Reference runtime: {statistics.median(reference_ms):.4f} ms (median)\n"
+            f"Custom kernel runtime: {runtime_ms(custom_ms, statistic):.4f} ms ({statistic})\n"
+            f"Reference runtime: {runtime_ms(reference_ms, statistic):.4f} ms ({statistic})\n"
             f"Speedup: {speedup:.4f}x (reference / custom; above 1 means faster than the reference)\n"
-            f"Runtime stats (custom): {runtime_stats(custom_ms)}\n"
-            f"Runtime stats (reference): {runtime_stats(reference_ms)}")
+            f"Runtime stats (custom): {timing_stats(custom_ms)}\n"
+            f"Runtime stats (reference): {timing_stats(reference_ms)}")
 
 
 def status_of(feedback: str) -> Status:
