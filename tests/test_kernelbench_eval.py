@@ -27,6 +27,7 @@ from polca_nb.benchmarks.kernelbench import (  # noqa: E402
     sample_source,
     status_of,
 )
+from polca_nb.benchmarks.kernelbench import feedback as fb  # noqa: E402
 from polca_nb.protocols import Evaluator  # noqa: E402
 from polca_nb.types import Evaluation  # noqa: E402
 
@@ -80,6 +81,18 @@ def test_wrong_values_fail_correctness(tmp_path):
     assert result.compiled and not result.correct and result.speedup == 0.0
     assert "2/2 correctness trials failed" in result.feedback and "max |diff|" in result.feedback
     assert result.runtimes.get("custom") == []  # never timed
+
+
+def test_allclose_order_decides_a_candidate_off_by_1_percent(tmp_path):
+    """A + 1.015 % error on outputs ~128: inside atol + rtol*|candidate| (upstream's allclose(ref, new)),
+    outside atol + rtol*|reference| (the former order)."""
+    source = candidate("return torch.matmul(A, B) * 1.01015\n")
+    upstream = evaluate_kernel(SQUARE, source, "cpu", cache_dir=tmp_path, **FAST)
+    assert upstream.correct and upstream.status == "success", upstream.feedback
+    assert upstream.runtime_statistic == "mean"  # and the default statistic is upstream's too
+    assert upstream.speedup == fb.speedup_of(upstream.runtimes["reference"], upstream.runtimes["custom"])
+    former = evaluate_kernel(SQUARE, source, "cpu", cache_dir=tmp_path, allclose_order="candidate_first", **FAST)
+    assert status_of(former.feedback) == "correctness_failure" and "2/2 correctness trials failed" in former.feedback
 
 
 def test_memory_hungry_forward_is_contained(tmp_path):

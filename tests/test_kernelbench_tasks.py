@@ -252,6 +252,48 @@ def test_mismatch_payload_reports_trial_counts():
     assert "1/2 correctness trials failed" in result.feedback and "shape mismatch" in result.feedback
 
 
+# --- correctness check (the worker's function, called in-process) -----------------------------
+
+def load_worker():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_kernelbench_worker_under_test", ev.WORKER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_allclose_takes_upstreams_argument_order_rtol_scales_with_the_candidate():
+    """torch.allclose(a, b): |a - b| <= atol + rtol * |b|. Upstream calls allclose(reference, candidate)."""
+    worker = load_worker()
+    reference = torch.tensor([100.0])
+    # |diff| 1.015: within 0.01 + 0.01 * 101.015 = 1.020 (rtol on the candidate), not 0.01 + 0.01 * 100 = 1.01
+    above = torch.tensor([101.015])
+    # |diff| 1.005: within 1.01 (rtol on the reference), not 0.01 + 0.01 * 98.995 = 0.99995 (on the candidate)
+    below = torch.tensor([98.995])
+    check = worker._check_output
+    assert check(torch, reference, above, 1e-2, 1e-2)[0] is True  # the default is upstream's order
+    assert check(torch, reference, above, 1e-2, 1e-2, "reference_first")[0] is True
+    assert check(torch, reference, above, 1e-2, 1e-2, "candidate_first")[0] is False
+    assert check(torch, reference, below, 1e-2, 1e-2, "reference_first")[0] is False
+    assert check(torch, reference, below, 1e-2, 1e-2, "candidate_first")[0] is True
+    assert torch.allclose(reference, above, atol=1e-2, rtol=1e-2)  # what upstream's eval computes
+    with pytest.raises(ValueError, match="allclose_order"):
+        check(torch, reference, above, 1e-2, 1e-2, "either")
+
+
+def test_allclose_order_option_is_validated_and_named_in_the_setup():
+    assert ev.ALLCLOSE_ORDERS == ("reference_first", "candidate_first")
+    assert PRESETS["paper"].allclose_order == "reference_first" == KernelBenchSetup().allclose_order
+    old = with_overrides(PRESETS["smoke"], allclose_order="candidate_first")
+    assert old.label() == PRESETS["smoke"].label() + "-accandidate_first"
+    assert old.evaluator().inner.allclose_order == "candidate_first"
+    with pytest.raises(ValueError, match="KernelBenchSetup.allclose_order"):
+        KernelBenchSetup(allclose_order="reference_last")
+    with pytest.raises(ValueError, match="allclose_order"):
+        ev.evaluate_kernel(load_tasks()[0], "x", "cpu", allclose_order="both")
+
+
 # --- build cache --------------------------------------------------------------------------------
 
 def test_build_cache_keeps_only_successful_builds_and_clears_stale_locks(tmp_path):

@@ -24,7 +24,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from ...types import Evaluation, Example, Params
 from . import feedback as fb
@@ -36,6 +36,16 @@ PARAM_NAME = "kernel"
 # Failures in these phases happen before any candidate code ran: they are harness problems.
 HARNESS_PHASES = ("started", "import_torch", "reference")
 LOG_TAIL_CHARS = 3000
+AllcloseOrder = Literal["reference_first", "candidate_first"]
+ALLCLOSE_ORDERS: tuple[str, ...] = ("reference_first", "candidate_first")
+"""Argument order of the correctness check torch.allclose(a, b), which tests |a - b| <= atol + rtol * |b|:
+"reference_first" = upstream KernelBench's allclose(reference_output, candidate_output) (rtol scales with
+the candidate), "candidate_first" = this package's former order (rtol scales with the reference)."""
+
+
+def check_allclose_order(order: str) -> None:
+    if order not in ALLCLOSE_ORDERS:
+        raise ValueError(f"allclose_order must be one of {ALLCLOSE_ORDERS}, got {order!r}")
 
 
 class BackendUnavailable(RuntimeError):
@@ -259,6 +269,7 @@ def evaluate_kernel(
     cache_dir: str | Path | None = None,
     exclusive_timing: bool = True,
     runtime_statistic: RuntimeStatistic = "mean",
+    allclose_order: AllcloseOrder = "reference_first",
 ) -> KernelResult:
     """Build, check and time `source` (a module defining ModelNew) against `task` in a child process.
 
@@ -268,10 +279,12 @@ def evaluate_kernel(
     `memory_mb` caps the heap of the worker and of each process it starts (compilers included).
     `exclusive_timing` makes concurrent evaluations on this machine take turns for the timing phase.
     `runtime_statistic` turns the timing trials into the runtimes of the speedup: "mean" (upstream
-    KernelBench, rounded to 3 significant figures) or "median" (the former choice).
+    KernelBench, rounded to 3 significant figures) or "median" (the former choice). `allclose_order`
+    "reference_first" checks torch.allclose(reference, candidate) as upstream (see ALLCLOSE_ORDERS).
     """
     check_backend(backend)
     check_runtime_statistic(runtime_statistic)
+    check_allclose_order(allclose_order)
     if not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise ValueError(f"timeout_s must be a number > 0, got {timeout_s!r}")
     try:
@@ -305,6 +318,7 @@ def evaluate_kernel(
         "backend": backend, "reference_source": task.source(backend), "candidate_source": source,
         "seed": int(seed), "num_correct_trials": num_correct_trials, "num_warmup": num_warmup,
         "num_perf_trials": num_perf_trials, "atol": float(atol), "rtol": float(rtol),
+        "allclose_order": allclose_order,
         "memory_mb": memory_mb, "num_threads": num_threads,
         "timing_lock_path": str(timing_lock_path()) if exclusive_timing else None,
     }
@@ -424,7 +438,8 @@ class KernelBenchEvaluator:
     """`Evaluator` for KernelBench: params {"kernel": source}, example.data a KernelTask, score = speedup.
 
     The evaluation `seed` seeds the correctness inputs (trial t uses seed + t). `runtime_statistic`:
-    "mean" (upstream) or "median" (the former choice), see `evaluate_kernel`. Construction fails
+    "mean" (upstream) or "median" (the former choice); `allclose_order` "reference_first" (upstream) or
+    "candidate_first" (the former order); see `evaluate_kernel`. Construction fails
     with BackendUnavailable when the backend cannot run on this machine.
     """
 
@@ -439,11 +454,13 @@ class KernelBenchEvaluator:
     cache_dir: str | Path | None = None
     exclusive_timing: bool = True
     runtime_statistic: RuntimeStatistic = "mean"
+    allclose_order: AllcloseOrder = "reference_first"
     results: list[KernelResult] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         check_backend(self.backend)
         check_runtime_statistic(self.runtime_statistic)
+        check_allclose_order(self.allclose_order)
         require_backend(self.backend)
 
     def __call__(self, params: Params, example: Example, seed: int) -> Evaluation:
@@ -457,6 +474,6 @@ class KernelBenchEvaluator:
             num_correct_trials=self.num_correct_trials, num_warmup=self.num_warmup,
             num_perf_trials=self.num_perf_trials, num_threads=self.num_threads, cache=self.cache,
             cache_dir=self.cache_dir, exclusive_timing=self.exclusive_timing,
-            runtime_statistic=self.runtime_statistic)
+            runtime_statistic=self.runtime_statistic, allclose_order=self.allclose_order)
         self.results.append(result)
         return Evaluation(score=result.speedup, feedback=result.feedback, output=json.dumps(result.summary()))

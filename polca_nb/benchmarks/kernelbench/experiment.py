@@ -27,7 +27,7 @@ from ...protocols import Embedder, Evaluator
 from ...roles.summarizer import LLMSummarizer
 from ...runner import PolcaConfig, RunResult, polca
 from ...types import Candidate
-from .evaluate import KernelBenchEvaluator
+from .evaluate import AllcloseOrder, KernelBenchEvaluator, check_allclose_order
 from .feedback import RuntimeStatistic, check_runtime_statistic
 from .metrics import best_so_far, fast_p_curves
 from .problem import KernelProposer, ScreenedKernelEvaluator, kernel_problem, task_input_text
@@ -44,7 +44,8 @@ class KernelBenchSetup:
     `iterations` counts proposal rounds: the paper's `--num-steps 11` is step 0 (the seed is
     evaluated) plus 10 rounds that propose. Evaluation settings go to `KernelBenchEvaluator`;
     `runtime_statistic` "mean" is upstream's (3-significant-figure mean of the timing trials),
-    "median" the former choice.
+    "median" the former choice; `allclose_order` "reference_first" is upstream's
+    torch.allclose(reference, candidate), "candidate_first" the former order.
     """
 
     backend: Backend = "cpu"
@@ -64,6 +65,7 @@ class KernelBenchSetup:
     num_warmup: int = 2
     num_perf_trials: int = 5
     runtime_statistic: RuntimeStatistic = "mean"
+    allclose_order: AllcloseOrder = "reference_first"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -90,6 +92,7 @@ class KernelBenchSetup:
             raise ValueError(f"KernelBenchSetup.timeout_s must be > 0, got {self.timeout_s!r}")
         try:
             check_runtime_statistic(self.runtime_statistic)
+            check_allclose_order(self.allclose_order)
         except ValueError as exc:
             raise ValueError(f"KernelBenchSetup.{exc}") from None
 
@@ -104,7 +107,7 @@ class KernelBenchSetup:
         return ScreenedKernelEvaluator(KernelBenchEvaluator(
             backend=self.backend, timeout_s=float(self.timeout_s), num_correct_trials=self.num_correct_trials,
             num_warmup=self.num_warmup, num_perf_trials=self.num_perf_trials,
-            runtime_statistic=self.runtime_statistic))
+            runtime_statistic=self.runtime_statistic, allclose_order=self.allclose_order))
 
     def label(self) -> str:
         """A short name that differs whenever the run's settings differ (used for run directories);
@@ -113,17 +116,21 @@ class KernelBenchSetup:
                  f"-sum{int(self.use_summarizer)}-tok{self.proposer_max_tokens}-temp{self.proposer_temperature:g}")
         if self.runtime_statistic != "mean":
             label += f"-rt{self.runtime_statistic}"
+        if self.allclose_order != "reference_first":
+            label += f"-ac{self.allclose_order}"
         return label
 
 
 PRESETS: dict[str, KernelBenchSetup] = {
     # The paper's run (polca-method.md §3): 16 tasks, K = 5, b = m = 1, eps 0.02, summarizer on, CUDA,
     # OptoPrimeV2 with max_tokens 8192 and up to 10000 characters of a variable; the guide's
-    # 1 correctness and 5 timing trials, speedup from the 3-significant-figure mean runtimes.
+    # 1 correctness and 5 timing trials, speedup from the 3-significant-figure mean runtimes,
+    # correctness by torch.allclose(reference, candidate, atol=rtol=1e-2).
     "paper": KernelBenchSetup(backend="cuda", task_indices=tuple(range(NUM_TASKS)), num_candidates=5,
                               iterations=10, eps=0.02, use_summarizer=True, proposer_max_tokens=8192,
                               summarizer_max_tokens=4096, feedback_chars=10000, output_chars=2000,
-                              param_chars=10000, timeout_s=600.0, runtime_statistic="mean"),
+                              param_chars=10000, timeout_s=600.0, runtime_statistic="mean",
+                              allclose_order="reference_first"),
     # Offline on 2 CPU cores: one task (square matmul, N = 512), K = 1, 2 rounds. A cold C++ build
     # costs about a minute, so the run is kept to at most two builds; everything else is cheap.
     "smoke": KernelBenchSetup(backend="cpu", task_indices=(9,), num_candidates=1, iterations=2, eps=0.02,
