@@ -4,7 +4,6 @@ concurrency, recovery hook and backend selection. No network."""
 from __future__ import annotations
 
 import threading
-import time
 
 import anthropic
 import pytest
@@ -164,14 +163,20 @@ def test_sdk_message_objects_are_accepted():
 
 def test_concurrency_is_bounded():
     in_flight, peak, lock = [0], [0], threading.Lock()
+    # Calls leave in pairs: each waits (bounded) for a second call to be inside `create` too, so the
+    # bound is reached on any machine, however slowly the threads start, instead of relying on two
+    # calls overlapping during a short sleep.
+    pair = threading.Barrier(2, timeout=10)
 
     def create(**kwargs):
         with lock:
             in_flight[0] += 1
             peak[0] = max(peak[0], in_flight[0])
-        time.sleep(0.05)
-        with lock:
-            in_flight[0] -= 1
+        try:
+            pair.wait()
+        finally:
+            with lock:
+                in_flight[0] -= 1
         return OK
 
     client = LLMClient(model="claude-sonnet-4-5", create=create, cache=None, max_concurrency=2)
@@ -184,17 +189,18 @@ def test_concurrency_is_bounded():
 
 
 def test_waiting_for_a_slot_has_a_deadline():
-    release = threading.Event()
+    entered, release = threading.Event(), threading.Event()
 
     def create(**kwargs):
+        entered.set()
         release.wait(timeout=10)
         return OK
 
     client = LLMClient(model="claude-sonnet-4-5", create=create, cache=None, max_concurrency=1, queue_timeout_s=0.1)
     holder = threading.Thread(target=ask, args=(client,))
     holder.start()
-    time.sleep(0.05)
     try:
+        assert entered.wait(timeout=10), "the first call never reached create"  # it holds the only slot now
         with pytest.raises(LLMError, match="no free LLM slot"):
             ask(client)
     finally:

@@ -4,6 +4,7 @@ and, marked `server`, the real server: answer, cache, recovery after a kill."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import stat
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -271,26 +274,79 @@ def test_cache_hit_makes_no_http_call(server, tmp_path):
     assert rerun.ledger.snapshot()["usage"]["task"]["calls"] == 0
 
 
+KILLED_REQUEST_TOKENS = 64
+"""max_tokens of the request the recovery test kills: with --ignore-eos every attempt generates exactly
+this many tokens, about a second's work on one thread, so the kill lands well inside the generation and
+the retried attempt stays short even on a loaded machine."""
+
+
+def _slots(url: str, timeout_s: float = 2.0) -> list[dict]:
+    """llama-server's GET /slots: per slot `is_processing` and, once it has a task, `next_token[0]
+    .n_decoded` (tokens generated so far for it)."""
+    with urllib.request.urlopen(f"{url}/slots", timeout=timeout_s) as response:
+        return json.load(response)
+
+
+def _wait_until_generating(url: str, worker: threading.Thread, result: dict, timeout_s: float) -> int:
+    """Poll /slots until a slot is generating (is_processing, n_decoded >= 1) and return n_decoded.
+    Fails the test if `worker` got its reply first, or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        if result or not worker.is_alive():
+            pytest.fail(f"the request returned before its generation was seen on /slots: {result}")
+        try:
+            last = _slots(url)
+        except (urllib.error.URLError, OSError, ValueError) as exc:  # slow to answer under load: poll again
+            last = exc
+        else:
+            for slot in last:
+                decoded = int((slot.get("next_token") or [{}])[0].get("n_decoded") or 0)
+                if slot.get("is_processing") and decoded >= 1:
+                    return decoded
+        time.sleep(0.01)
+    pytest.fail(f"no slot started generating within {timeout_s:g} s; last /slots answer: {last!r}")
+
+
 @needs_server
-def test_recovers_when_the_server_is_killed_mid_run(server):
-    client = _client(server)
-    killed_pid = server.pid
+def test_recovers_when_the_server_is_killed_mid_run(tmp_path):
+    # Its own server (the kill must not disturb the shared fixture): --ignore-eos makes every attempt
+    # generate exactly KILLED_REQUEST_TOKENS tokens, so the model cannot end the reply early; one thread
+    # (as config.SERVER_THREADS advises for shared cores) keeps generation fast when the machine is busy;
+    # --slots makes sure the progress endpoint is on.
+    local = LocalServer(ServerSettings(log_dir=tmp_path, threads=1, extra_args=("--slots", "--ignore-eos")))
+    client = _client(local)
     result: dict = {}
 
     def long_call():
         try:
-            result["reply"] = client.complete(system="", role="task", max_tokens=48, temperature=0.8,
-                                              messages=[{"role": "user", "content": "Write a long story about a cat."}])
+            result["reply"] = client.complete(
+                system="", role="task", max_tokens=KILLED_REQUEST_TOKENS, temperature=0.0,
+                messages=[{"role": "user", "content": "Count from 1 to 1000, separated by commas."}])
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             result["error"] = exc
 
     worker = threading.Thread(target=long_call)
-    worker.start()
-    time.sleep(0.5)  # the request is being generated now
-    os.kill(killed_pid, signal.SIGKILL)
-    worker.join(timeout=300)  # restart + generation; generous because a loaded 2-core box is slow
-    assert not worker.is_alive()
-    assert "error" not in result, result.get("error")
-    assert result["reply"].text.strip()
-    assert server.pid not in (None, killed_pid) and server.starts >= 2
-    assert client.ledger.usage("task").retries >= 1
+    try:
+        url = local.start()
+        killed_pid = local.pid
+        worker.start()
+        # Kill only once the request is provably being generated: the slot is decoding it, and its reply
+        # (tokens still to come) has not reached the client.
+        decoded = _wait_until_generating(url, worker, result, timeout_s=60)
+        assert worker.is_alive() and not result
+        assert decoded <= KILLED_REQUEST_TOKENS // 2, f"seen too late to kill mid-generation ({decoded} tokens)"
+        os.kill(killed_pid, signal.SIGKILL)
+        worker.join(timeout=300)  # restart + backoff + a full retried generation, generous for a loaded box
+        assert not worker.is_alive()
+        assert "error" not in result, result.get("error")
+        reply = result["reply"]
+        assert reply.text.strip() and reply.output_tokens == KILLED_REQUEST_TOKENS  # a complete retried reply
+        assert local.pid not in (None, killed_pid) and local.starts >= 2
+        assert client.ledger.usage("task").retries >= 1
+    finally:
+        if worker.ident is not None:
+            worker.join(timeout=300)  # before stop(): a call still retrying would start the server again
+        client.close()
+        local.stop()
+    assert not local.is_running()

@@ -130,9 +130,13 @@ def test_memoised_hash_equals_reference_after_writes(data):
 
 
 def test_fresh_db_is_cheap_and_isolated(data):
-    start = time.perf_counter()
-    dbs = [fresh_db(data) for _ in range(100)]
-    per_copy = (time.perf_counter() - start) / 100
+    # Best of three batches: one batch caught by a stall of a loaded machine must not fail the bound.
+    # (A deep copy takes ~50 ms; fresh_db ~0.1 ms.)
+    per_copy = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        dbs = [fresh_db(data) for _ in range(100)]
+        per_copy = min(per_copy, (time.perf_counter() - start) / 100)
     assert per_copy < 0.01, f"fresh_db took {per_copy * 1e3:.2f} ms"
     first, second = dbs[0], dbs[1]
     first["orders"]["#NEW"] = {"status": "pending"}
