@@ -70,7 +70,11 @@ def test_reference_as_modelnew_is_correct_with_speedup_near_one(tmp_path):
     assert 0.5 <= evaluation.score <= 2.0
     assert evaluation.score == pytest.approx(result.reference_ms / result.custom_ms)
     assert result.runtime_statistic == "median" and result.custom_ms == statistics.median(result.runtimes["custom"])
-    assert evaluation.feedback.startswith(f"SUCCESS - Score (Speedup): {evaluation.score:.4f}x")
+    assert evaluation.feedback.startswith(f"SUCCESS - Score (Speedup): {evaluation.score:.4f}x\n\n")
+    lines = evaluation.feedback.splitlines()
+    assert lines[2] == f"Custom Kernel Runtime: {result.custom_ms:.4f} ms"
+    assert lines[3] == f"Reference Runtime: {result.reference_ms:.4f} ms" and lines[4].startswith("Speedup: ")
+    assert lines[5].startswith("Runtime Stats: {'mean': ") and lines[5].endswith("'num_trials': 21}")
     assert len(result.runtimes["reference"]) == len(result.runtimes["custom"]) == 21
     assert {"process_start", "import_torch", "build", "correctness", "timing", "total"} <= set(result.phase_seconds)
 
@@ -78,6 +82,9 @@ def test_reference_as_modelnew_is_correct_with_speedup_near_one(tmp_path):
 def test_wrong_values_fail_correctness(tmp_path):
     result = evaluate_kernel(SQUARE, candidate("return torch.matmul(A, B.T)\n"), "cpu", cache_dir=tmp_path, **FAST)
     assert status_of(result.feedback) == "correctness_failure"
+    assert result.feedback.splitlines()[:4] == ["CORRECTNESS FAILURE - Score: 0.0", "",
+                                                "The kernel compiled but failed correctness tests.",
+                                                "Error Type: IncorrectOutput"]
     assert result.compiled and not result.correct and result.speedup == 0.0
     assert "2/2 correctness trials failed" in result.feedback and "max |diff|" in result.feedback
     assert result.runtimes.get("custom") == []  # never timed

@@ -224,17 +224,46 @@ def test_setups_default_to_upstreams_mean_and_name_the_median_option():
         ev.KernelBenchEvaluator(runtime_statistic="max")
 
 
-@pytest.mark.parametrize("phase,header", [
-    ("build", "COMPILATION FAILURE - Score: 0.0"),
-    ("correctness", "CORRECTNESS FAILURE - Score: 0.0"),
-    ("timing", "PERFORMANCE FAILURE - Score: 0.0"),
+def test_feedback_forms_are_the_paper_guides():
+    """Headers, blank line and field names of Trace-Bench KernelBench/guide/evaluate.py (benchmarks.md §4)."""
+    assert fb.compilation_failure("SyntaxError", "bad (candidate line 1)") == (
+        "COMPILATION FAILURE - Score: 0.0\n\nError Type: SyntaxError\nError Message: bad (candidate line 1)")
+    assert fb.correctness_failure("IncorrectOutput", "1/1 correctness trials failed") == (
+        "CORRECTNESS FAILURE - Score: 0.0\n\nThe kernel compiled but failed correctness tests.\n"
+        "Error Type: IncorrectOutput\nError Details: 1/1 correctness trials failed")
+    assert fb.performance_failure("RuntimeError", "boom") == (
+        "PERFORMANCE FAILURE - Score: 0.0\n\nThe kernel compiled and passed correctness tests, but failed "
+        "during performance measurement.\nError Type: RuntimeError\nError: boom")
+    assert fb.success(1.25, [1.0, 1.0, 4.0, 1.0, 1.0], [2.0] * 5) == (
+        "SUCCESS - Score (Speedup): 1.2500x\n\n"
+        "Custom Kernel Runtime: 1.6000 ms\n"
+        "Reference Runtime: 2.0000 ms\n"
+        "Speedup: 1.2500x\n"
+        "Runtime Stats: {'mean': 1.6, 'std': 1.2, 'min': 1.0, 'max': 4.0, 'num_trials': 5}")
+    # the former statistic shows the medians it used
+    assert "Custom Kernel Runtime: 1.0000 ms\n" in fb.success(2.0, [1.0, 1.0, 4.0, 1.0, 1.0], [2.0] * 5, "median")
+    for text, status in ((fb.compilation_failure("E", "m"), "compilation_failure"),
+                         (fb.correctness_failure("E", "d"), "correctness_failure"),
+                         (fb.performance_failure("E", "m"), "performance_failure"),
+                         (fb.success(1.0, [1.0], [1.0]), "success")):
+        assert status_of(text) == status
+    with pytest.raises(ValueError, match="KernelBench header"):
+        status_of("SUCCESS but speedup not available - Score: 0")
+
+
+@pytest.mark.parametrize("phase,header,fields", [
+    ("build", "COMPILATION FAILURE - Score: 0.0", ["Error Type: RuntimeError", "Error Message: boom"]),
+    ("correctness", "CORRECTNESS FAILURE - Score: 0.0",
+     ["The kernel compiled but failed correctness tests.", "Error Type: RuntimeError", "Error Details: boom"]),
+    ("timing", "PERFORMANCE FAILURE - Score: 0.0",
+     ["The kernel compiled and passed correctness tests, but failed during performance measurement.",
+      "Error Type: RuntimeError", "Error: boom"]),
 ])
-def test_error_payload_maps_phase_to_feedback_form(phase, header):
+def test_error_payload_maps_phase_to_feedback_form(phase, header, fields):
     payload = {"compiled": phase != "build", "correct": False, "runtimes_ms": {"reference": [], "custom": []},
                "error": {"phase": phase, "type": "RuntimeError", "message": "boom", "oom": False}}
     result = ev._result_from_payload(payload, BASE, {}, cache_hit=False)
-    assert result.feedback.split("\n")[0] == header and result.speedup == 0.0
-    assert "boom" in result.feedback
+    assert result.feedback.split("\n") == [header, ""] + fields and result.speedup == 0.0
 
 
 def test_error_before_candidate_code_is_a_harness_error():
@@ -249,7 +278,9 @@ def test_mismatch_payload_reports_trial_counts():
                "runtimes_ms": {"reference": [], "custom": []}}
     result = ev._result_from_payload(payload, BASE, {}, cache_hit=False)
     assert status_of(result.feedback) == "correctness_failure"
-    assert "1/2 correctness trials failed" in result.feedback and "shape mismatch" in result.feedback
+    assert result.feedback.splitlines()[3:] == [
+        "Error Type: IncorrectOutput",
+        "Error Details: 1/2 correctness trials failed; first failure: output shape mismatch: x"]
 
 
 # --- correctness check (the worker's function, called in-process) -----------------------------

@@ -247,8 +247,8 @@ def _failure_feedback(status: Status, error_type: str, message: str) -> str:
     if status == "compilation_failure":
         return fb.compilation_failure(error_type, message)
     if status == "correctness_failure":
-        return fb.correctness_failure(f"{error_type}: {message}")
-    return fb.performance_failure(f"{error_type}: {message}")
+        return fb.correctness_failure(error_type, message)
+    return fb.performance_failure(error_type, message)
 
 
 def evaluate_kernel(
@@ -426,7 +426,7 @@ def _result_from_payload(payload: dict[str, Any], base: dict[str, Any], phase_se
         details = (f"{len(failed)}/{len(trials)} correctness trials failed; first failure: "
                    f"{failed[0]['reason'] if failed else 'unknown'}")
         return KernelResult(**common, status="correctness_failure", correct=False, speedup=0.0,
-                            feedback=fb.correctness_failure(details), error=details)
+                            feedback=fb.correctness_failure(fb.INCORRECT_OUTPUT, details), error=details)
     statistic = base.get("runtime_statistic", "mean")
     speedup = fb.speedup_of(runtimes["reference"], runtimes["custom"], statistic)
     return KernelResult(**common, status="success", correct=True, speedup=speedup,

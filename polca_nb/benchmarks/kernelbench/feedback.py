@@ -1,9 +1,36 @@
-"""Feedback text in the four KernelBench guide forms; the first line always states the score.
+"""Feedback text in the paper guide's four forms; the first line always states the score.
+
+The forms are those of the POLCA KernelBench guide (xuanfeiren/Trace-Bench `KernelBench/guide/evaluate.py`,
+benchmarks.md §4), with their headers, blank lines and field names:
 
     COMPILATION FAILURE - Score: 0.0
+
+    Error Type: <error type>
+    Error Message: <error message>
+
     CORRECTNESS FAILURE - Score: 0.0
-    PERFORMANCE FAILURE - Score: 0.0
+
+    The kernel compiled but failed correctness tests.
+    Error Type: <error type>
+    Error Details: <error details>
+
     SUCCESS - Score (Speedup): X.XXXXx
+
+    Custom Kernel Runtime: X.XXXX ms
+    Reference Runtime: X.XXXX ms
+    Speedup: X.XXXXx
+    Runtime Stats: {'mean': ..., 'std': ..., 'min': ..., 'max': ..., 'num_trials': N}
+
+    PERFORMANCE FAILURE - Score: 0.0
+
+    The kernel compiled and passed correctness tests, but failed during performance measurement.
+    Error Type: <error type>
+    Error: <error message>
+
+Runtime Stats are the candidate's, as KernelBench's `get_timing_stats` gives them (`timing_stats`). Where
+the guide differs, on purpose: it labels the runtimes "μs" although KernelBench measures milliseconds (we
+print "ms"), and it appends "Detailed Feedback: ..." or "Full Metadata: {...}" from its KernelBench fork's
+metadata, whose content is unknown (we leave them out; our error messages carry the details).
 """
 
 from __future__ import annotations
@@ -27,23 +54,30 @@ HEADERS: dict[str, str] = {
 }
 
 
+SUCCESS_PREFIX = "SUCCESS - Score (Speedup): "
+INCORRECT_OUTPUT = "IncorrectOutput"
+"""Error type of a candidate whose outputs fail the check (wrong values, shape, dtype or type)."""
+
+
 def compilation_failure(error_type: str, message: str) -> str:
-    return (f"{HEADERS['compilation_failure']}\n"
-            "The kernel failed to build or load (compiling the extension, executing the module, or "
-            "constructing ModelNew).\n"
-            f"Error type: {error_type}\nError message: {message}")
+    """The kernel failed to build or load (compiling the extension, executing the module, constructing ModelNew)."""
+    return (f"{HEADERS['compilation_failure']}\n\n"
+            f"Error Type: {error_type}\n"
+            f"Error Message: {message}")
 
 
-def correctness_failure(details: str) -> str:
-    return (f"{HEADERS['correctness_failure']}\n"
+def correctness_failure(error_type: str, details: str) -> str:
+    return (f"{HEADERS['correctness_failure']}\n\n"
             "The kernel compiled but failed correctness tests.\n"
-            f"Error details: {details}")
+            f"Error Type: {error_type}\n"
+            f"Error Details: {details}")
 
 
-def performance_failure(details: str) -> str:
-    return (f"{HEADERS['performance_failure']}\n"
-            "The kernel compiled and passed correctness tests, but its runtime could not be measured.\n"
-            f"Error details: {details}")
+def performance_failure(error_type: str, message: str) -> str:
+    return (f"{HEADERS['performance_failure']}\n\n"
+            "The kernel compiled and passed correctness tests, but failed during performance measurement.\n"
+            f"Error Type: {error_type}\n"
+            f"Error: {message}")
 
 
 def check_runtime_statistic(statistic: str) -> None:
@@ -86,19 +120,18 @@ def speedup_of(reference_ms: Sequence[float], custom_ms: Sequence[float],
 
 def success(speedup: float, custom_ms: Sequence[float], reference_ms: Sequence[float],
             statistic: RuntimeStatistic = "mean") -> str:
-    return (f"SUCCESS - Score (Speedup): {speedup:.4f}x\n"
-            "The kernel compiled, passed correctness tests and was timed against the reference.\n"
-            f"Custom kernel runtime: {runtime_ms(custom_ms, statistic):.4f} ms ({statistic})\n"
-            f"Reference runtime: {runtime_ms(reference_ms, statistic):.4f} ms ({statistic})\n"
-            f"Speedup: {speedup:.4f}x (reference / custom; above 1 means faster than the reference)\n"
-            f"Runtime stats (custom): {timing_stats(custom_ms)}\n"
-            f"Runtime stats (reference): {timing_stats(reference_ms)}")
+    """The success form; the runtimes shown are the trials aggregated by `statistic` (upstream: the mean)."""
+    return (f"{SUCCESS_PREFIX}{speedup:.4f}x\n\n"
+            f"Custom Kernel Runtime: {runtime_ms(custom_ms, statistic):.4f} ms\n"
+            f"Reference Runtime: {runtime_ms(reference_ms, statistic):.4f} ms\n"
+            f"Speedup: {speedup:.4f}x\n"
+            f"Runtime Stats: {timing_stats(custom_ms)}")
 
 
 def status_of(feedback: str) -> Status:
     """Inverse of the header: which of the four forms a feedback text is (ValueError if none)."""
     first = feedback.split("\n", 1)[0]
-    if first.startswith("SUCCESS - Score (Speedup): "):
+    if first.startswith(SUCCESS_PREFIX):
         return "success"
     for status, header in HEADERS.items():
         if first == header:
