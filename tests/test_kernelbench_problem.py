@@ -319,7 +319,9 @@ def test_k_candidates_explore_one_task_k_times_in_the_first_round():
                         evaluator=ScreenedKernelEvaluator(stub))
     seed_rollouts = task_run.result.memory.candidates[0].rollouts
     assert len(seed_rollouts) == 3  # the seed alone is explored on K sub-batches, as in the paper
-    assert sorted(len(c.rollouts) for c in task_run.result.memory) == [1, 1, 1, 3]
+    # each proposal is validated on the shared validation batch of b*m = 1*3 examples (the task three times),
+    # the loop's scaling since 6f51512
+    assert sorted(len(c.rollouts) for c in task_run.result.memory) == [3, 3, 3, 3]
     assert task_run.step_scores == (0.0, 1.3)
 
 
