@@ -169,7 +169,9 @@ def test_hanging_kernel_is_killed_with_its_process_group_at_the_timeout(tmp_path
     assert result.timed_out and result.speedup == 0.0
     assert status_of(result.feedback) == "correctness_failure"
     assert "wall-clock limit of 25 s during the 'correctness' phase" in result.feedback
-    assert elapsed < 25.0 + 15.0
+    # Far below the grandchild's 600 s: the call did not wait for it (a generous margin, since a
+    # loaded 2-core box can take long to start torch in the worker).
+    assert elapsed < 25.0 + 120.0
     grandchild = int(pid_file.read_text())
     deadline = time.monotonic() + 5.0
     while not _process_gone(grandchild) and time.monotonic() < deadline:

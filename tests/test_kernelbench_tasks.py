@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import math
-import time
 
 import numpy as np
 import pytest
@@ -93,20 +92,22 @@ def test_shape_table_scales_inputs_down_and_shapes_follow_the_constants(tasks):
     assert tall.paper_output_shape == (32768, 32768) and tall.cpu_output_shape == (2048, 2048)
 
 
-def test_every_cpu_reference_runs_well_under_a_second(tasks):
+def test_every_cpu_reference_is_small_enough_to_time_on_two_cores(tasks):
+    # A work bound, not a wall-clock one (a loaded CI box must not fail it): at most 1 GFLOP per
+    # forward pass, well under a second on two cores; bench/kernel_eval.py measures the time.
+    from torch.utils.flop_counter import FlopCounterMode
+
     for task in tasks:
         namespace: dict = {}
         exec(task.source("cpu"), namespace)
         torch.manual_seed(0)
         inputs = namespace["get_inputs"]()
         model = namespace["Model"](*namespace["get_init_inputs"]())
-        model(*inputs)
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
+        with FlopCounterMode(display=False) as counter:
             model(*inputs)
-            times.append(time.perf_counter() - start)
-        assert sorted(times)[1] < 1.0, (task.name, times)
+        flops = counter.get_total_flops()
+        assert 0 < flops <= 1e9, (task.name, flops)
+        assert sum(t.numel() for t in inputs if isinstance(t, torch.Tensor)) <= 16 * 2**20, task.name
 
 
 def test_cpu_prompt_has_statement_example_scaled_arch_and_instruction(tasks):
