@@ -102,3 +102,17 @@ def test_reply_repeating_two_template_headings_is_an_echo():
 def test_extract_tag():
     assert extract_tag("<reasoning>r</reasoning><summary> a </summary><summary>\nb\n</summary>", "summary") == "b"
     assert extract_tag("<summary>unclosed", "summary") is None
+
+
+def test_keep_unchanged_returns_a_restated_value_only_when_nothing_changes():
+    # OptoPrime's update dict holds every suggested value, so in the paper's loop a reply restating
+    # the current value is a copy of the parent (evaluated unless the eps-Net rejects it).
+    same = '<param name="system">You are helpful.</param>'
+    kept = parse_param_updates(same, TWO, keep_unchanged=True)
+    assert kept.changes == {"system": "You are helpful."} and kept.format == "tags"
+    assert parse_param_updates(same, TWO).changes == {}
+    # a real change anywhere in the reply wins over the restated value
+    mixed = same + '\n```\nBe brief.\n```'
+    one = {"system": "You are helpful."}
+    assert parse_param_updates(mixed, one, keep_unchanged=True).changes == {"system": "Be brief."}
+    assert parse_param_updates("no values here", TWO, keep_unchanged=True).changes == {}

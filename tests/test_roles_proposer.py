@@ -123,3 +123,16 @@ def test_llm_errors_propagate_to_the_loop():
     proposer, _ = make_proposer(broken)
     with pytest.raises(ConnectionError):
         proposer.propose(Candidate(1, PARAMS), make_batch(), "", seed=0)
+
+
+def test_a_reply_restating_the_parameter_is_an_identical_proposal_unless_asked_otherwise():
+    from polca_nb.llm.base import ScriptedLLM as _Scripted
+    from polca_nb.roles import LLMProposer as _Proposer
+    from polca_nb.types import Candidate as _Candidate
+
+    parent = _Candidate(0, {"instructions": "Answer the question."})
+    reply = '<param name="instructions">\nAnswer the question.\n</param>'
+    paper = _Proposer(_Scripted([reply]), max_tokens=64, temperature=0.0)
+    assert paper.propose(parent, [], "", 0) == [{"instructions": "Answer the question."}]
+    dedup = _Proposer(_Scripted([reply]), max_tokens=64, temperature=0.0, keep_unchanged=False)
+    assert dedup.propose(parent, [], "", 0) == []

@@ -47,12 +47,16 @@ def template_headings_in(text: str, headings: Sequence[str]) -> set[str]:
     return {line.strip() for line in _HEADING_LINE.findall(text)} & wanted
 
 
+UNCHANGED = "unchanged value"
+
+
 def parse_param_updates(
     reply: str,
     current: Mapping[str, str],
     *,
     forbidden_markers: Sequence[str] = (),
     template_headings: Sequence[str] = (),
+    keep_unchanged: bool = False,
 ) -> ParsedUpdate:
     """Parameter changes proposed in `reply` for the parameters named in `current`.
 
@@ -61,6 +65,10 @@ def parse_param_updates(
     fenced code block. Unknown names are ignored; empty, unchanged or truncated values are dropped,
     as is any value containing one of `forbidden_markers` (an echo of our prompt). A reply that
     repeats two or more `template_headings` is treated as an echo as a whole.
+
+    `keep_unchanged=True` accepts a value equal to the current one as OptoPrime does (its update dict
+    holds every suggested value, so the paper's loop evaluates a copy of the parent unless the eps-Net
+    rejects it); such a suggestion is returned only when no form of the reply suggests a real change.
     """
     if not isinstance(reply, str) or not reply.strip():
         return ParsedUpdate({}, "none", {"reply": "empty reply"})
@@ -75,16 +83,24 @@ def parse_param_updates(
     ]
     if len(current) == 1 and not headings_seen:
         strategies.append(("fenced", _value_from_fence(reply, current)))
+    unchanged_only: ParsedUpdate | None = None
     for form, raw_values in strategies:
         accepted: dict[str, str] = {}
+        same: dict[str, str] = {}
         for name, raw in raw_values.items():
             value, reason = _accept(raw, current[name], forbidden_markers)
             if value is None:
                 rejected[name] = f"{form}: {reason}"
+                if reason == UNCHANGED:
+                    same[name] = current[name].strip()
             else:
                 accepted[name] = value
         if accepted:
             return ParsedUpdate(accepted, form, rejected)
+        if same and unchanged_only is None:
+            unchanged_only = ParsedUpdate(same, form, {})
+    if keep_unchanged and unchanged_only is not None:
+        return ParsedUpdate(unchanged_only.changes, unchanged_only.format, rejected)
     if not rejected:
         rejected["reply"] = "no parameter value found (no tags, JSON object or fenced block)"
     return ParsedUpdate({}, "none", rejected)
@@ -99,7 +115,7 @@ def _accept(raw: str, current_value: str, forbidden_markers: Sequence[str]) -> t
     if not value:
         return None, "empty value"
     if value == current_value.strip():
-        return None, "unchanged value"
+        return None, UNCHANGED
     for marker in forbidden_markers:
         if marker and marker in value:
             return None, f"contains prompt text {marker!r} (echo)"

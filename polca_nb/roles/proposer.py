@@ -31,7 +31,9 @@ class LLMProposer:
     The prompt holds the objective, every current parameter by name, the minibatch (input, output,
     score, feedback; input/output/feedback cut to the `*_chars` limits) and, only when non-empty, the
     summarizer's context under "# Context". Returns [] (and logs) for a reply with no usable value;
-    errors raised by the LLM itself propagate so the search loop can count them.
+    errors raised by the LLM itself propagate so the search loop can count them. A reply that only
+    restates the current values is a proposal identical to its parent, as OptoPrime's update dict
+    in the paper's loop; `keep_unchanged=False` drops it here instead (a named deviation).
     """
 
     llm: LLM
@@ -43,6 +45,7 @@ class LLMProposer:
     output_chars: int = 2000
     feedback_chars: int = 2000
     render_input: InputRenderer = field(default=default_input_text)
+    keep_unchanged: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
@@ -96,7 +99,8 @@ class LLMProposer:
         headings = [h for h in heading_lines(user_template) if h != _CONTEXT_HEADING]
         placeholders = ["COMPLETE NEW VALUE OF THE PARAMETER", 'name="PARAMETER_NAME"']
         return parse_param_updates(
-            reply, current, forbidden_markers=headings + placeholders, template_headings=headings
+            reply, current, forbidden_markers=headings + placeholders, template_headings=headings,
+            keep_unchanged=self.keep_unchanged,
         )
 
     def propose(
