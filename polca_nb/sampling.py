@@ -67,6 +67,16 @@ def next_batch(
     return [dataset[i] for i in picked], EpochSampler(order, position, epoch)
 
 
+def distinct_evaluated(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Candidates with at least one rollout, one per id (the copy with most rollouts), sorted by id."""
+    by_id: dict[int, Candidate] = {}
+    for candidate in candidates:
+        kept = by_id.get(candidate.id)
+        if candidate.rollouts and (kept is None or candidate.n > kept.n):
+            by_id[candidate.id] = candidate
+    return [by_id[i] for i in sorted(by_id)]
+
+
 def sample_summary_candidates(
     candidates: Iterable[Candidate],
     summarized_ids: frozenset[int],
@@ -86,12 +96,7 @@ def sample_summary_candidates(
     limit = SUMMARY_MAX_CANDIDATES[sampler] if max_candidates is None else max_candidates
     if limit < 1:
         raise ValueError(f"max_candidates must be >= 1, got {limit!r}")
-    by_id: dict[int, Candidate] = {}
-    for candidate in candidates:
-        kept = by_id.get(candidate.id)
-        if candidate.rollouts and (kept is None or candidate.n > kept.n):
-            by_id[candidate.id] = candidate
-    pool = [by_id[i] for i in sorted(by_id) if sampler == "experiment" or i not in summarized_ids]
+    pool = [c for c in distinct_evaluated(candidates) if sampler == "experiment" or c.id not in summarized_ids]
     if len(pool) <= limit:
         return pool
     chosen = rng.choice(len(pool), size=limit, replace=False)

@@ -129,6 +129,7 @@ class MethodResult:
 def from_run_result(method: str, result: RunResult, budget: int, seed: int,
                     details: Mapping[str, Any] | None = None) -> MethodResult:
     """A POLCA-loop run (any entry of `methods.METHODS`) as a MethodResult."""
+    epsnet = result.epsnet
     trajectory = tuple(
         ProgramPoint(h.iteration, h.metric_calls, dict(result.memory.candidates[returned_id(method, h)].params))
         for h in result.history
@@ -137,8 +138,8 @@ def from_run_result(method: str, result: RunResult, budget: int, seed: int,
                         result.spent.metric_calls, budget, result.stop_reason,
                         {"iterations": result.spent.iterations, "proposals": result.spent.proposals,
                          "memory_size": len(result.memory),
-                         "eps_rejections": sum(1 for e in result.events if e.get("type") == "rejection"),
-                         "epsnet": result.epsnet,
+                         "eps_rejections": epsnet.rejected,
+                         "epsnet": epsnet,
                          "identical_evaluated": sum(h.identical_evaluated for h in result.history),
                          **(details or {})})
 

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..llm.base import LLM
+from ..sampling import distinct_evaluated
 from ..types import Candidate, Example, Rollout
 from .parsing import extract_tag, template_headings_in
 from .templates import (
@@ -88,14 +89,9 @@ class LLMSummarizer:
         skipped; above `max_candidates` a uniform random subset is kept. Sorted by candidate id.
         """
         rng = np.random.default_rng(seed)
-        by_id: dict[int, Candidate] = {}
-        for candidate in candidates:
-            kept = by_id.get(candidate.id)
-            if candidate.rollouts and (kept is None or candidate.n > kept.n):
-                by_id[candidate.id] = candidate
-        if not by_id:
+        evaluated = distinct_evaluated(candidates)
+        if not evaluated:
             return []
-        evaluated = [by_id[i] for i in sorted(by_id)]
         chosen = evaluated
         if self.max_candidates is not None and len(evaluated) > self.max_candidates:
             chosen = [evaluated[i] for i in rng.choice(len(evaluated), size=self.max_candidates, replace=False)]
