@@ -17,12 +17,17 @@ replay, and the roles. `runner.polca` chains them; notebooks can chain them by h
 from __future__ import annotations
 
 import logging
+import math
+import numbers
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
 from .epsnet import epsnet_filter
+from .errors import EvaluatorTypeError, EvaluatorValueError, StopRun
+from .llm.client import LLMError
+from .memory import ScoreRange
 from .protocols import Embedder, Evaluator, Executor, Proposer, SerialExecutor, Summarizer
 from .runlog import RunLog
 from .sampling import SummarySampler, sample_summary_candidates
@@ -31,6 +36,12 @@ from .types import Candidate, Evaluation, Example, Params, Rollout, Source, para
 log = logging.getLogger(__name__)
 
 SEED_BOUND = 2**31 - 1
+
+EvaluationErrors = Literal["zero", "exclude"]
+"""What becomes of an evaluation *error* (an LLM failure inside an evaluation, not a bad program):
+"zero" keeps it as a score-0 rollout flagged with `error`; "exclude" keeps it out of the candidate's
+history (it is still logged and still a metric call)."""
+EVALUATION_ERRORS: tuple[str, ...] = ("zero", "exclude")
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,72 @@ def draw_seeds(rng: np.random.Generator, n: int) -> list[int]:
     return [int(s) for s in rng.integers(0, SEED_BOUND, size=n)]
 
 
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def describe_evaluator(evaluator: Any) -> str:
+    """How error messages name an evaluator: a function's qualified name, else its class."""
+    name = getattr(evaluator, "__qualname__", None)
+    if isinstance(name, str):
+        module = getattr(evaluator, "__module__", None)
+        return f"{module}.{name}" if module else name
+    cls = type(evaluator)
+    return f"{cls.__module__}.{cls.__qualname__} instance"
+
+
+def failure_score(score_range: ScoreRange | None) -> float:
+    """The score of a crashed or failed evaluation: the range minimum when it is known and finite, else 0."""
+    if score_range is not None and math.isfinite(float(score_range[0])):
+        return float(score_range[0])
+    return 0.0
+
+
+def check_evaluation(result: Any, evaluator: Any, example: Example, score_range: ScoreRange | None) -> Evaluation:
+    """`result` if it honours the Evaluator contract, else an EvaluatorTypeError / EvaluatorValueError.
+
+    These are bugs in the user's evaluator, not failing programs: they stop the run (a FatalError)
+    with a message naming the evaluator, the example and the value.
+    """
+    where = f"evaluator {describe_evaluator(evaluator)} on example {example.id!r}"
+    if not isinstance(result, Evaluation):
+        raise EvaluatorTypeError(
+            f"{where} returned {_short(result)} ({type(result).__name__}); an evaluator must return "
+            "polca_nb.types.Evaluation(score, feedback), e.g. Evaluation(1.0, 'correct')")
+    score = result.score
+    if isinstance(score, (bool, np.bool_)) or not isinstance(score, numbers.Real):
+        raise EvaluatorTypeError(f"{where} returned Evaluation.score = {_short(score)} ({type(score).__name__}); "
+                                 "the score must be a real number")
+    value = float(score)
+    if not math.isfinite(value):
+        raise EvaluatorValueError(f"{where} returned Evaluation.score = {value!r}; the score must be finite "
+                                  "(a NaN or infinite score poisons every mean it enters)")
+    if score_range is not None:
+        lo, hi = float(score_range[0]), float(score_range[1])
+        if value < lo or value > hi:
+            raise EvaluatorValueError(f"{where} returned Evaluation.score = {value!r}, outside the problem's "
+                                      f"score_range {tuple(score_range)!r}; fix the evaluator or the score_range")
+    for name in ("feedback", "output"):
+        text = getattr(result, name)
+        if not isinstance(text, str):
+            raise EvaluatorTypeError(f"{where} returned Evaluation.{name} = {_short(text)} "
+                                     f"({type(text).__name__}); it must be a str")
+    if result.error is not None and not isinstance(result.error, str):
+        raise EvaluatorTypeError(f"{where} returned Evaluation.error = {_short(result.error)} "
+                                 f"({type(result.error).__name__}); it must be a str or None")
+    return result
+
+
+def kept_rollouts(rollouts: Sequence[Rollout], evaluation_errors: EvaluationErrors = "zero") -> list[Rollout]:
+    """The rollouts that enter a candidate's history under the `evaluation_errors` policy."""
+    if evaluation_errors not in EVALUATION_ERRORS:
+        raise ValueError(f"evaluation_errors must be one of {EVALUATION_ERRORS}, got {evaluation_errors!r}")
+    if evaluation_errors == "zero":
+        return list(rollouts)
+    return [r for r in rollouts if r.error is None]
+
+
 def evaluate_examples(
     candidate: Candidate,
     examples: Sequence[Example],
@@ -78,32 +155,51 @@ def evaluate_examples(
     source: Source,
     log_: RunLog,
     executor: Executor | None = None,
+    score_range: ScoreRange | None = None,
 ) -> list[Rollout]:
     """Score `candidate` on each example (one metric call each; replayed ones are free).
 
-    Evaluator exceptions become score-0 rollouts with the error as feedback, so one bad program can
-    never end a run.
+    - An evaluator that raises is a failing *program*: a rollout with the failure score (the range
+      minimum, else 0) and the error as feedback, so one bad program can never end a run.
+    - An `LLMError` raised inside the evaluator (an LLM call that failed for good) is an evaluation
+      *error*, not the program's fault: the same placeholder score, and `Rollout.error` set. An
+      evaluator may also report one itself with `Evaluation(error=...)`.
+    - A `StopRun` (fatal error, spend limit) is never absorbed, and neither is a result that breaks
+      the Evaluator contract (not an `Evaluation`, a NaN/inf score, a score outside `score_range`):
+      that raises EvaluatorTypeError / EvaluatorValueError (FatalErrors) naming evaluator, example, value.
     """
     executor = executor or SerialExecutor()
     keys = [("evaluation", step, source, candidate.id, ex.id, seed) for ex, seed in zip(examples, seeds)]
+    failed = failure_score(score_range)
 
     def run_one(i: int) -> Evaluation:
         hit = log_.replayed(keys[i])
         if hit is not None:
-            return Evaluation(hit["score"], hit["feedback"], hit.get("output", ""))
+            return Evaluation(hit["score"], hit["feedback"], hit.get("output", ""), hit.get("error"))
         try:
-            return evaluator(candidate.params, examples[i], seeds[i])
+            result = evaluator(candidate.params, examples[i], seeds[i])
+        except StopRun:
+            raise
+        except LLMError as exc:  # the evaluation could not be done: not the program's failure
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("LLM call failed inside the evaluation of candidate %s, example %s: %s",
+                        candidate.id, examples[i].id, error)
+            return Evaluation(failed, f"Evaluation error (not scored): {error}", error=error)
         except Exception as exc:  # noqa: BLE001 - a crashing program is a failed evaluation
             log.warning("evaluator raised on candidate %s, example %s: %r", candidate.id, examples[i].id, exc)
-            return Evaluation(0.0, f"Evaluation error: {type(exc).__name__}: {exc}")
+            return Evaluation(failed, f"Evaluation error: {type(exc).__name__}: {exc}")
+        return check_evaluation(result, evaluator, examples[i], score_range)
 
     rollouts = []
     for ex, seed, res in zip(examples, seeds, executor.map(run_one, list(range(len(examples))))):
-        rollout = Rollout(ex.id, float(res.score), res.feedback, step, source, res.output, seed)
+        rollout = Rollout(ex.id, float(res.score), res.feedback, step, source, res.output, seed, res.error)
         rollouts.append(rollout)
-        log_.emit({"type": "evaluation", "step": step, "source": source, "candidate_id": candidate.id,
-                   "example_id": ex.id, "seed": seed, "score": rollout.score,
-                   "feedback": rollout.feedback, "output": rollout.output})
+        event = {"type": "evaluation", "step": step, "source": source, "candidate_id": candidate.id,
+                 "example_id": ex.id, "seed": seed, "score": rollout.score,
+                 "feedback": rollout.feedback, "output": rollout.output}
+        if rollout.error is not None:
+            event["error"] = rollout.error
+        log_.emit(event)
     return rollouts
 
 
@@ -124,11 +220,15 @@ def explore(
     rng: np.random.Generator,
     log_: RunLog,
     executor: Executor | None = None,
+    score_range: ScoreRange | None = None,
+    evaluation_errors: EvaluationErrors = "zero",
 ) -> list[ExploredBatch]:
     """Evaluate every popped candidate on the SAME minibatch `batch`, split into sub-batches of `batch_size`.
 
     As in the paper's code, all explored candidates see common inputs (their means are compared on
-    them), and each (candidate, sub-batch) later gets its own proposal call.
+    them), and each (candidate, sub-batch) later gets its own proposal call. With
+    `evaluation_errors="exclude"`, rollouts with an evaluation error enter neither the candidate's
+    history nor its sub-batch (so the proposer does not read them as program failures).
     """
     if not popped:
         return []
@@ -141,11 +241,14 @@ def explore(
     for ci, candidate in enumerate(popped):
         cand_seeds = seeds[ci * len(batch):(ci + 1) * len(batch)]
         rollouts = evaluate_examples(candidate, batch, cand_seeds, evaluator=evaluator, step=step,
-                                     source="explore", log_=log_, executor=executor)
-        updated = candidate.with_rollouts(rollouts)
+                                     source="explore", log_=log_, executor=executor, score_range=score_range)
+        kept = kept_rollouts(rollouts, evaluation_errors)
+        updated = candidate.with_rollouts(kept)
+        kept_ids = {id(r) for r in kept}
         for bi in range(m):
             sl = slice(bi * batch_size, (bi + 1) * batch_size)
-            out.append(ExploredBatch(updated, bi, tuple(batch[sl]), tuple(rollouts[sl])))
+            pairs = [(ex, r) for ex, r in zip(batch[sl], rollouts[sl]) if id(r) in kept_ids]
+            out.append(ExploredBatch(updated, bi, tuple(ex for ex, _ in pairs), tuple(r for _, r in pairs)))
     return out
 
 
@@ -155,6 +258,24 @@ def explored_candidates(explored: Sequence[ExploredBatch]) -> list[Candidate]:
     for eb in explored:
         seen[eb.candidate.id] = eb.candidate
     return list(seen.values())
+
+
+def proposal_problem(params_list: Any) -> str | None:
+    """Why a proposer's return value is not a list of parameter dicts (str -> str), or None if it is."""
+    if not isinstance(params_list, (list, tuple)):
+        return (f"the proposer returned {_short(params_list)} ({type(params_list).__name__}), not a list of "
+                "parameter dicts (name -> text)")
+    for i, params in enumerate(params_list):
+        if not isinstance(params, Mapping):
+            return (f"proposal {i} is {_short(params)} ({type(params).__name__}), not a dict of parameter "
+                    "name -> text")
+        for name, value in params.items():
+            if not isinstance(name, str):
+                return f"proposal {i} has a parameter name {_short(name)} ({type(name).__name__}), not a str"
+            if not isinstance(value, str):
+                return (f"proposal {i} gives parameter {name!r} the value {_short(value)} "
+                        f"({type(value).__name__}), not a str")
+    return None
 
 
 def propose(
@@ -173,6 +294,8 @@ def propose(
 
     As in the paper, only calls that raise and empty updates are dropped (and logged); a proposal
     identical to its parent is kept (the eps-Net's job) unless `drop_identical`, an explicit option.
+    A call whose return value is not a list of parameter dicts (str -> str) is dropped too, and its
+    `proposal_error` event says why. A `StopRun` from the proposer is never absorbed.
     """
     executor = executor or SerialExecutor()
     jobs = [(eb, p) for eb in explored for p in range(num_proposals)]
@@ -185,10 +308,17 @@ def propose(
         if hit is not None:
             return (hit.get("proposals"), hit.get("error"))
         try:
-            return (proposer.propose(eb.candidate, list(zip(eb.examples, eb.rollouts)), context, seeds[j]), None)
+            params_list = proposer.propose(eb.candidate, list(zip(eb.examples, eb.rollouts)), context, seeds[j])
+        except StopRun:
+            raise
         except Exception as exc:  # noqa: BLE001 - a failed proposal is dropped, never fatal
             log.warning("proposer raised for candidate %s: %r", eb.candidate.id, exc)
             return (None, f"{type(exc).__name__}: {exc}")
+        problem = proposal_problem(params_list)
+        if problem is not None:
+            log.warning("proposer output dropped for candidate %s: %s", eb.candidate.id, problem)
+            return (None, problem)
+        return (params_list, None)
 
     proposals: list[Proposal] = []
     for (eb, p), (params_list, error) in zip(jobs, executor.map(run_one, list(range(len(jobs))))):
@@ -271,6 +401,8 @@ def validate(
     rng: np.random.Generator,
     log_: RunLog,
     executor: Executor | None = None,
+    score_range: ScoreRange | None = None,
+    evaluation_errors: EvaluationErrors = "zero",
 ) -> list[Candidate]:
     """Score the admitted candidates on ONE shared fresh validation batch (a fair comparison)."""
     if not candidates:
@@ -279,8 +411,9 @@ def validate(
     out = []
     for i, c in enumerate(candidates):
         rollouts = evaluate_examples(c, batch, seeds[i * len(batch):(i + 1) * len(batch)], evaluator=evaluator,
-                                     step=step, source="validate", log_=log_, executor=executor)
-        out.append(c.with_rollouts(rollouts))
+                                     step=step, source="validate", log_=log_, executor=executor,
+                                     score_range=score_range)
+        out.append(c.with_rollouts(kept_rollouts(rollouts, evaluation_errors)))
     return out
 
 
@@ -316,8 +449,14 @@ def summarize(
         base = previous if sampler == "incremental" else initial
         try:
             text = summarizer.summarize(shown, base, examples, seed)
+        except StopRun:
+            raise
         except Exception as exc:  # noqa: BLE001 - a failed summary keeps the old context
             log.warning("summarizer raised: %r", exc)
+            text = previous
+        if not isinstance(text, str):
+            log.warning("summarizer returned %s (%s), not a str: keeping the previous context",
+                        _short(text), type(text).__name__)
             text = previous
         if text == base:  # the summarizer's own "no usable summary" answer
             text = previous
@@ -337,14 +476,21 @@ def evaluate_on(
     log_: RunLog,
     source: Source = "test",
     executor: Executor | None = None,
+    score_range: ScoreRange | None = None,
+    evaluation_errors: EvaluationErrors = "zero",
 ) -> float:
-    """Mean score of `candidate` over the whole dataset, `repeats` times (test-time evaluation)."""
+    """Mean score of `candidate` over the whole dataset, `repeats` times (test-time evaluation).
+
+    With `evaluation_errors="exclude"` the mean is over the rollouts without an evaluation error
+    (NaN when every one had one).
+    """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     examples = [ex for _ in range(repeats) for ex in dataset]
     seeds = draw_seeds(rng, len(examples))
     rollouts = evaluate_examples(candidate, examples, seeds, evaluator=evaluator, step=step, source=source,
-                                 log_=log_, executor=executor)
+                                 log_=log_, executor=executor, score_range=score_range)
+    rollouts = kept_rollouts(rollouts, evaluation_errors)
     return float(np.mean([r.score for r in rollouts])) if rollouts else float("nan")
 
 
@@ -359,6 +505,8 @@ def reevaluate_top_k(
     rng: np.random.Generator,
     log_: RunLog,
     executor: Executor | None = None,
+    score_range: ScoreRange | None = None,
+    evaluation_errors: EvaluationErrors = "zero",
 ) -> list[tuple[Candidate, float]]:
     """The winner's-curse correction: re-score the top-k by mean on a whole dataset, best first.
 
@@ -370,5 +518,7 @@ def reevaluate_top_k(
     ranked_by_mean = sorted(candidates, key=lambda c: (c.mean if c.mean is not None else -np.inf,
                                                       c.step_created, c.id), reverse=True)[:k]
     scored = [(c, evaluate_on(c, dataset, evaluator=evaluator, repeats=repeats, step=step, rng=rng, log_=log_,
-                              source="reevaluate", executor=executor)) for c in ranked_by_mean]
-    return sorted(scored, key=lambda cs: cs[1], reverse=True)
+                              source="reevaluate", executor=executor, score_range=score_range,
+                              evaluation_errors=evaluation_errors)) for c in ranked_by_mean]
+    # A NaN fresh score (every re-evaluation an excluded evaluation error) ranks last.
+    return sorted(scored, key=lambda cs: cs[1] if not math.isnan(cs[1]) else -math.inf, reverse=True)

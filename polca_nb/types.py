@@ -30,11 +30,18 @@ class Example:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What an evaluator returns for one (params, example): one metric call."""
+    """What an evaluator returns for one (params, example): one metric call.
+
+    `error` marks an *evaluation error*: the evaluation itself could not be carried out (e.g. an LLM
+    call inside it failed for good), as opposed to a program that ran and scored badly. The score is
+    then a placeholder (0 or the range minimum); `PolcaConfig.evaluation_errors` decides whether such
+    rollouts count as zeros or are kept out of the candidate's history.
+    """
 
     score: float
     feedback: str
     output: str = ""
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,10 @@ class Rollout:
     source: Source
     output: str = ""
     seed: int = 0
+    error: str | None = None   # an evaluation error (see `Evaluation.error`), not a program failure
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "example_id": self.example_id,
             "score": self.score,
             "feedback": self.feedback,
@@ -59,10 +67,14 @@ class Rollout:
             "output": self.output,
             "seed": self.seed,
         }
+        if self.error is not None:  # only when set: error-free checkpoints stay as they were
+            d["error"] = self.error
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Rollout":
-        return cls(**{k: d[k] for k in ("example_id", "score", "feedback", "step", "source", "output", "seed")})
+        return cls(**{k: d[k] for k in ("example_id", "score", "feedback", "step", "source", "output", "seed")},
+                   error=d.get("error"))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import StopRun
 from ..llm.base import LLM
 from ..sampling import distinct_evaluated
 from ..types import Candidate, Example, Rollout
@@ -50,7 +51,7 @@ class LLMSummarizer:
     public sampler or the experiment-era one); this role shows each with one random success and one
     random failure and asks for one consolidated summary in `<summary>` tags that replaces the old
     one. `max_candidates` (None: no cap) only guards direct callers. Returns `prefix + summary`; on
-    any error, a missing tag or an echo it returns `previous`.
+    any error, a missing tag or an echo it returns `previous` (a `StopRun` propagates).
     """
 
     llm: LLM
@@ -155,6 +156,8 @@ class LLMSummarizer:
                 sample_id=seed,
             )
             summary = self._accept(reply.text)
+        except StopRun:  # a fatal error or a spent limit must end the run, not be absorbed here
+            raise
         except Exception:  # the contract: a failed summary never stops the search
             logger.exception("summarizer: call failed, keeping the previous context")
             return previous

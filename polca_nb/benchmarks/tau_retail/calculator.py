@@ -13,6 +13,8 @@ import operator
 import warnings
 from typing import Any, Callable
 
+from ...errors import StopRun
+
 ALLOWED_CHARACTERS = frozenset("0123456789+-*/(). ")
 MAX_POWER_DIGITS = 100_000
 """Refuse integer powers with more digits than this; float() of anything above ~309 digits fails anyway."""
@@ -72,5 +74,7 @@ def calculate_text(expression: str) -> str:
         return "Error: invalid characters in expression"
     try:
         return str(round(float(evaluate_expression(expression)), 2))
+    except StopRun:
+        raise
     except Exception as error:  # noqa: BLE001 -- every failure becomes an observation, as upstream
         return f"Error: {error}"

@@ -1,7 +1,9 @@
 """Running agent episodes: one (instructions, task, seed) -> an `Episode` with its full transcript.
 
 `run_episode` never raises for a failing run: an exception (an LLM error, a bad reply) ends the
-episode with reward 0 and the error text, as upstream's runner scores it. `run_episodes` runs many
+episode with reward 0 and the error text, as upstream's runner scores it; `Episode.llm_failed` says
+when that was an LLM call failing for good (an evaluation error, not the program's failure). A
+`StopRun` (fatal error, spend limit) is not a failing run and propagates. `run_episodes` runs many
 on a bounded thread pool; every episode starts from its own copy-on-write DB (`env.reset`).
 """
 
@@ -14,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from ...errors import StopRun
+from ...llm.client import LLMError
 from .agent import AgentStep, TauAgent
 from .data import Action, RetailData, Task
 from .env import MAX_STEPS, EnvState, Turn, reset, step
@@ -41,6 +45,7 @@ class Episode:
     reward_info: RewardInfo | None = None
     truncated: bool = False
     error: str | None = None
+    llm_failed: bool = False    # `error` is an LLM call that failed for good, not the program's doing
     seconds: float = 0.0
     db_mismatch: tuple[str, ...] = ()
 
@@ -86,8 +91,11 @@ def run_episode(data: RetailData, task: Task, agent: TauAgent, user: UserSimulat
             episode.steps.append(decision)
             result = step(state, decision.action)
             agent.record(episode.messages, decision, result.observation)
+    except StopRun:  # a fatal error or a spent limit ends the run, not just this episode
+        raise
     except Exception as error:  # noqa: BLE001 -- any failure scores 0 and is reported, as upstream
         episode.error = f"{type(error).__name__}: {error}"
+        episode.llm_failed = isinstance(error, LLMError)
     if state is not None:
         episode.turns = list(state.turns)
         episode.reward_info = state.reward_info if episode.error is None else None

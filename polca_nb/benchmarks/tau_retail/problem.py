@@ -22,7 +22,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...budget import Budget
+from ...errors import StopRun
 from ...llm.base import LLM
+from ...llm.client import LLMError
 from ...llm.config import Price
 from ...roles import LLMProposer, LLMSummarizer
 from ...runner import PolcaConfig, Problem
@@ -179,9 +181,17 @@ class TauEvaluator:
     def __call__(self, params: Params, example: Example, seed: int) -> Evaluation:
         try:
             episode = self.run(params, resolve_task(self.data, example), seed)
+        except StopRun:  # a fatal error or a spent limit ends the run
+            raise
+        except LLMError as error:  # the episode could not be played: an evaluation error, not a program failure
+            text = f"{type(error).__name__}: {error}"
+            return Evaluation(0.0, f"Reward: 0 (not scored).\n- The evaluation failed: {text}", error=text)
         except Exception as error:  # noqa: BLE001 -- the Evaluator contract: a bad program scores 0
             return Evaluation(0.0, f"Reward: 0 (failure).\n- The evaluation failed: {type(error).__name__}: {error}")
-        return Evaluation(episode.reward, episode_feedback(episode, self.conversation_chars), action_trace(episode))
+        feedback = episode_feedback(episode, self.conversation_chars)
+        if episode.llm_failed:  # an agent or customer LLM call failed for good mid-episode
+            return Evaluation(0.0, feedback, action_trace(episode), error=episode.error)
+        return Evaluation(episode.reward, feedback, action_trace(episode))
 
 
 def evaluate_program(evaluator: TauEvaluator, params: Params, tasks: Sequence[Task], *, seed: int,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
+from ...errors import StopRun
 from . import read_tools, write_tools
 from .data import Db
 
@@ -261,5 +262,7 @@ def execute_tool(db: Db, name: str, kwargs: Mapping[str, Any]) -> str:
         raise ValueError(f"name must be one of the {len(TOOLS)} retail tools, got {name!r}")
     try:
         return TOOLS[name].fn(db, **kwargs)
+    except StopRun:
+        raise
     except Exception as error:  # noqa: BLE001 -- upstream turns every tool failure into an observation
         return f"Error: {error}"
