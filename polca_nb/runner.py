@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,12 +20,15 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from .budget import Budget, Spent, exhausted, remaining_metric_calls
+from .errors import FatalError
 from .memory import Memory, PriorityRule, ScoreRange, best_by_mean, make_priority, pop_top_k, push
 from .protocols import Embedder, Evaluator, Executor, Proposer, Summarizer, as_executor
-from .runlog import RunLog
+from .runlog import CHECKPOINT, REPLAY, RunLog, read_events
 from .epsnet import EpsNetReport, epsnet_report
 from .sampling import SUMMARY_SAMPLERS, EpochSampler, SummarySampler, next_batch
 from .search import (
+    EVALUATION_ERRORS,
+    EvaluationErrors,
     evaluate_on,
     exploration_batches,
     explore,
@@ -35,7 +39,9 @@ from .search import (
     summarize,
     validate,
 )
-from .types import Candidate, Example, Params
+from .types import Candidate, Example, Params, params_key
+
+logger = logging.getLogger(__name__)
 
 ReevaluationSet = Literal["validation", "test", "train"]
 
@@ -110,6 +116,10 @@ class PolcaConfig:
     final_reevaluation: int | None = None
     final_reevaluation_set: ReevaluationSet = "validation"
     final_reevaluation_repeats: int = 1
+    # An LLM failure inside an evaluation is an evaluation *error*, not a failing program. "zero" keeps
+    # it as a score-0 (range minimum) rollout flagged with `error`; "exclude" keeps it out of the
+    # candidate's history and means (still logged, still a metric call).
+    evaluation_errors: EvaluationErrors = "zero"
 
     def validated(self, problem: Problem) -> "PolcaConfig":
         """Raise ValueError naming the bad field before any evaluation happens."""
@@ -127,6 +137,7 @@ class PolcaConfig:
             ("final_reevaluation", self.final_reevaluation is None or self.final_reevaluation >= 1),
             ("final_reevaluation_set", self.final_reevaluation_set in ("validation", "test", "train")),
             ("final_reevaluation_repeats", self.final_reevaluation_repeats >= 1),
+            ("evaluation_errors", self.evaluation_errors in EVALUATION_ERRORS),
         ]
         for name, ok in checks:
             if not ok:
@@ -155,7 +166,15 @@ class PolcaConfig:
         d = asdict(self)
         d["priority"] = self.priority if isinstance(self.priority, str) else getattr(self.priority, "name", "custom")
         d.pop("budget")  # a resumed run may extend its budget
+        # Fields added after run dirs existed enter only when set to a non-default value, so those
+        # run dirs keep resuming.
+        for name, default in _LATER_FIELDS.items():
+            if d.get(name) == default:
+                d.pop(name)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_LATER_FIELDS: dict[str, Any] = {"evaluation_errors": "zero"}
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,7 @@ class IterationStats:
     test_score: float | None = None
     explore_examples: int = 0        # distinct examples in the shared exploration minibatch
     identical_evaluated: int = 0     # validated proposals identical to their parent
+    evaluation_errors: int = 0       # evaluations of this iteration with an evaluation error (all sources)
 
 
 @dataclass
@@ -248,6 +268,12 @@ class RunResult:
     eps: float = 0.0
     embedder: str | None = None
     reevaluated: tuple[tuple[Candidate, float], ...] = ()
+    error: str | None = None         # "<Type>: <message>" of the fatal error that stopped the run
+
+    @property
+    def evaluation_errors(self) -> int:
+        """Evaluations that could not be carried out (an LLM failure inside them), all sources."""
+        return sum(1 for e in self.events if e.get("type") == "evaluation" and e.get("error"))
 
     @property
     def best_reevaluated(self) -> Candidate | None:
@@ -262,16 +288,28 @@ class RunResult:
         """A few lines for people: best program, budget lines, eps-Net behaviour, re-evaluation."""
         lines = [f"stopped by {self.stop_reason} after {len(self.history)} iterations; "
                  f"metric calls {self.spent.metric_calls} (search), {self.spent.test_calls} (test curve), "
-                 f"{self.spent.reevaluation_calls} (final re-evaluation)",
-                 f"best by mean: candidate {self.best.id}, mean {self.best.mean:.3f} over {self.best.n} rollouts",
-                 str(self.epsnet)]
+                 f"{self.spent.reevaluation_calls} (final re-evaluation)"]
+        if self.error is not None:
+            lines.append(f"fatal error: {self.error}")
+        if self.best.mean is None:
+            lines.append(f"best by mean: candidate {self.best.id}, not evaluated yet")
+        else:
+            lines.append(f"best by mean: candidate {self.best.id}, mean {self.best.mean:.3f} over {self.best.n} "
+                         "rollouts")
+        lines.append(str(self.epsnet))
         identical = sum(h.identical_evaluated for h in self.history)
         lines.append(f"proposals identical to their parent that were evaluated: {identical}")
+        lines.append(f"evaluation errors (an LLM call failed inside the evaluation; not program failures): "
+                     f"{self.evaluation_errors}")
         if self.reevaluated:
             top = self.reevaluated[0]
             lines.append(f"best after re-evaluating the top {len(self.reevaluated)}: candidate {top[0].id}, "
-                         f"fresh score {top[1]:.3f} (its search mean {top[0].mean:.3f})")
+                         f"fresh score {_fmt(top[1])} (its search mean {_fmt(top[0].mean)})")
         return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def initial_state(problem: Problem, seed: int) -> SearchState:
@@ -306,6 +344,8 @@ def iterate(
     """One POLCA iteration; None if the budget cannot pay for its exploration (nothing is spent then)."""
     t = state.iteration
     rng = state.rng
+    first_event = len(log_.events)
+    roles = {"score_range": problem.score_range, "evaluation_errors": config.evaluation_errors}
     priority = make_priority(config.priority, problem.score_range, config.ucb_c)
     popped, rest = pop_top_k(state.memory, config.num_candidates, priority, t)
     m = exploration_batches(config.num_batches, config.num_candidates, len(popped))
@@ -315,26 +355,35 @@ def iterate(
     # One shared minibatch of b*m examples for every popped candidate (common inputs).
     batch, train_sampler = next_batch(state.train_sampler, problem.trainset, config.batch_size * m, rng)
     explored = explore(popped, batch, batch_size=config.batch_size, evaluator=problem.evaluator, step=t, rng=rng,
-                       log_=log_, executor=executor)
+                       log_=log_, executor=executor, **roles)
     fresh = explored_candidates(explored)
-    spent = state.spent.add(metric_calls=sum(len(eb.rollouts) for eb in explored))
+    spent = state.spent.add(metric_calls=len(popped) * len(batch))
+    val_size = config.validation_batch(m)
+
+    # Proposals are worth asking for only if one of them can still be validated; the budget never
+    # grows within a run, so neither can a later summary be used then.
+    left = remaining_metric_calls(config.budget, spent)
+    skip = left < val_size
+    if skip:
+        skipped = (["summarizer"] if config.use_summarizer and summarizer is not None else []) + ["proposer"]
+        log_.emit({"type": "skipped", "step": t, "roles": skipped,
+                   "reason": f"{int(left)} metric calls left cannot pay for one validation of {val_size} examples"})
 
     context, summarized_ids = state.context, state.summarized_ids
-    if config.use_summarizer and summarizer is not None:
+    if config.use_summarizer and summarizer is not None and not skip:
         context, summarized_ids = summarize(
             list(rest) + fresh, summarizer, previous=context, examples=problem.examples_by_id(), step=t, rng=rng,
             log_=log_, summarized_ids=summarized_ids, sampler=config.summary_sampler,
             max_candidates=config.summary_max_candidates, initial=SUMMARY_PREFIX)
 
-    proposals = propose(explored, proposer, context=context if config.use_summarizer else "",
-                        num_proposals=config.num_proposals, step=t, rng=rng, log_=log_, executor=executor,
-                        drop_identical=config.drop_identical_proposals)
+    proposals = [] if skip else propose(
+        explored, proposer, context=context if config.use_summarizer else "", num_proposals=config.num_proposals,
+        step=t, rng=rng, log_=log_, executor=executor, drop_identical=config.drop_identical_proposals)
     spent = spent.add(proposals=len(proposals))
 
     decisions, reference = filter_proposals(proposals, list(rest) + fresh, eps=config.eps, embedder=embedder,
                                             first_id=state.next_id, step=t, log_=log_)
     admitted = [d.candidate for d in decisions if d.admitted]
-    val_size = config.validation_batch(m)
     affordable = int(min(len(admitted), remaining_metric_calls(config.budget, spent) // val_size))
     for dropped in admitted[affordable:]:
         log_.emit({"type": "budget_drop", "step": t, "proposal_index": dropped.id - state.next_id,
@@ -344,7 +393,7 @@ def iterate(
     if affordable:
         val_batch, val_sampler = next_batch(val_sampler, problem.validation_examples, val_size, rng)
         validated = validate(admitted[:affordable], val_batch, evaluator=problem.evaluator, step=t, rng=rng,
-                             log_=log_, executor=executor)
+                             log_=log_, executor=executor, **roles)
     spent = spent.add(metric_calls=len(validated) * val_size, iterations=1)
     identical_ids = {state.next_id + i for i, p in enumerate(proposals) if p.identical_to_parent}
 
@@ -354,12 +403,13 @@ def iterate(
     test_score = None
     if config.test_every and problem.testset and (t + 1) % config.test_every == 0:
         test_score = evaluate_on(best, problem.testset, evaluator=problem.evaluator, repeats=config.test_repeats,
-                                 step=t, rng=state.test_rng, log_=log_, executor=executor)
+                                 step=t, rng=state.test_rng, log_=log_, executor=executor, **roles)
         spent = spent.add(test_calls=len(problem.testset) * config.test_repeats)
     stats = IterationStats(t, spent.metric_calls, best.id, best.mean, best.n, len(memory),
                            len(admitted), sum(1 for d in decisions if not d.admitted),
                            max(memory.candidates), test_score, len({ex.id for ex in batch}),
-                           sum(1 for c in validated if c.id in identical_ids))
+                           sum(1 for c in validated if c.id in identical_ids),
+                           sum(1 for e in log_.events[first_event:] if e.get("type") == "evaluation" and e.get("error")))
     log_.emit({"type": "iteration", **asdict(stats), "explored": [c.id for c in fresh],
                "explore_example_ids": [ex.id for ex in batch]})
     return SearchState(t + 1, memory, context, state.next_id + len(proposals), spent, rng,
@@ -381,7 +431,8 @@ def final_reevaluation(
     dataset = reevaluation_examples(problem, config.final_reevaluation_set)
     scored = reevaluate_top_k(list(state.memory), config.final_reevaluation, dataset, evaluator=problem.evaluator,
                               repeats=config.final_reevaluation_repeats, step=state.iteration,
-                              rng=derived_rng(seed, REEVALUATION_STREAM), log_=log_, executor=executor)
+                              rng=derived_rng(seed, REEVALUATION_STREAM), log_=log_, executor=executor,
+                              score_range=problem.score_range, evaluation_errors=config.evaluation_errors)
     calls = len(scored) * len(dataset) * config.final_reevaluation_repeats
     log_.emit({"type": "reevaluation", "step": state.iteration, "set": config.final_reevaluation_set,
                "repeats": config.final_reevaluation_repeats,
@@ -415,17 +466,24 @@ def polca(
     if config.use_summarizer and summarizer is None:
         raise ValueError("PolcaConfig.use_summarizer is True but no summarizer was given: pass one or set "
                          "use_summarizer=False")
+    if run_dir is None or not (Path(run_dir) / CHECKPOINT).exists():
+        check_first_exploration(config)  # a fresh run: refuse a budget that cannot pay for anything
     exec_ = as_executor(executor)
     log_ = RunLog(Path(run_dir) if run_dir is not None else None)
     embedder_name = getattr(embedder, "name", None) if embedder is not None else None
-    meta = {"problem": problem.name, "config": config.fingerprint(), "seed": seed, "embedder": embedder_name}
+    meta = {"problem": problem.name, "config": config.fingerprint(), "seed": seed, "embedder": embedder_name,
+            "problem_data": problem_fingerprint(problem)}
     checkpoint = log_.load_checkpoint()
     if checkpoint is not None:
-        if checkpoint.get("meta") != meta:
-            raise ValueError(f"run_dir {run_dir} holds a run with different settings {checkpoint.get('meta')}; "
-                             f"this call has {meta}: use a new run_dir")
+        _check_same_run(run_dir, checkpoint.get("meta") or {}, meta, log_.events)
         state = SearchState.from_checkpoint(checkpoint["state"])
     else:
+        # A run killed (or stopped by a fatal error) before its first checkpoint: its events are the
+        # replay table now; refuse them too when they belong to another run.
+        previous = next((e for e in read_events(log_.directory / REPLAY) if e.get("type") == "start"), None) \
+            if log_.directory is not None else None
+        if previous is not None:
+            _check_same_run(run_dir, {k: previous.get(k) for k in meta}, meta, [previous])
         state = initial_state(problem, seed)
         if not log_.events:
             log_.emit({"type": "start", **meta, "seed_params": dict(problem.seed_params)})
@@ -452,14 +510,94 @@ def polca(
                 on_iteration(state)
             _advance(bar, config.budget, before, state)
             stop_reason = exhausted(config.budget, state.spent)
+        reevaluated, spent = final_reevaluation(state, problem, config, seed=seed, log_=log_, executor=exec_)
+    except FatalError as exc:
+        # Nothing is saved here: the last checkpoint stays the state to resume from, and the events
+        # logged since then become its replay table (this "stopped" event is not replayed).
+        error = f"{type(exc).__name__}: {exc}"
+        log_.emit({"type": "stopped", "reason": "fatal_error", "error": error, "step": state.iteration})
+        exc.result = _result(state, state.spent, "fatal_error", (), log_, config, embedder_name, error=error)
+        raise
     finally:
         if bar is not None:
             bar.close()
-    reevaluated, spent = final_reevaluation(state, problem, config, seed=seed, log_=log_, executor=exec_)
+    return _result(state, spent, stop_reason, reevaluated, log_, config, embedder_name)
+
+
+def _result(state: SearchState, spent: Spent, stop_reason: str, reevaluated: tuple, log_: RunLog,
+            config: PolcaConfig, embedder_name: str | None, *, error: str | None = None) -> RunResult:
     best = best_by_mean(state.memory)
     assert best is not None
     return RunResult(best, state.memory, state.history, spent, stop_reason, state.context,
-                     list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated)
+                     list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated, error)
+
+
+def _ids_hash(examples: Sequence[Example] | None) -> str:
+    ids = [str(ex.id) for ex in (examples or ())]
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
+
+
+def problem_fingerprint(problem: Problem) -> dict[str, Any]:
+    """What a checkpoint must share with the problem it resumes: hashes of the seed parameters and of
+    the example ids (in order) of each set, and the score range."""
+    return {
+        "seed_params": hashlib.sha256(params_key(problem.seed_params).encode()).hexdigest()[:16],
+        "trainset": _ids_hash(problem.trainset),
+        "valset": _ids_hash(problem.validation_examples),
+        "testset": _ids_hash(problem.testset),
+        "score_range": None if problem.score_range is None else [float(v) for v in problem.score_range],
+    }
+
+
+_META_LABELS = {"problem": "the problem name", "config": "the PolcaConfig settings (fingerprint)",
+                "seed": "the seed", "embedder": "the embedder"}
+_DATA_LABELS = {"seed_params": "the seed parameters", "trainset": "the training set's example ids",
+                "valset": "the validation set's example ids", "testset": "the test set's example ids",
+                "score_range": "the score_range"}
+
+
+def _check_same_run(run_dir: Any, old: dict[str, Any], new: dict[str, Any], events: Sequence[dict[str, Any]]) -> None:
+    """Refuse to resume a run dir made by another problem, data set, seed program or config."""
+    differs = [f"{label} ({old.get(key)!r} there, {new[key]!r} now)"
+               for key, label in _META_LABELS.items() if old.get(key) != new[key]]
+    old_data = old.get("problem_data")
+    if old_data is None:
+        # A run dir from before problem fingerprints: only its logged seed parameters can be checked.
+        start = next((e for e in events if e.get("type") == "start"), None)
+        seed_params = new_seed = None
+        if start is not None and "seed_params" in start:
+            seed_params = hashlib.sha256(params_key(start["seed_params"]).encode()).hexdigest()[:16]
+            new_seed = new["problem_data"]["seed_params"]
+        if seed_params is not None and seed_params != new_seed:
+            differs.append(_DATA_LABELS["seed_params"])
+        elif not differs:
+            logger.warning("run_dir %s predates data fingerprints: resuming without checking its data sets", run_dir)
+    else:
+        differs += [label for key, label in _DATA_LABELS.items() if old_data.get(key) != new["problem_data"][key]]
+    if differs:
+        raise ValueError(f"run_dir {run_dir} holds a run with different settings: {'; '.join(differs)} "
+                         "differ from this call's; use a new run_dir or delete it")
+
+
+def first_exploration_calls(config: PolcaConfig) -> int:
+    """Metric calls of iteration 0: the seed alone explored on the scaled number of sub-batches."""
+    m = exploration_batches(config.num_batches, config.num_candidates, 1)
+    return m * config.batch_size
+
+
+def check_first_exploration(config: PolcaConfig) -> None:
+    """ValueError up front when the metric-call budget cannot pay for even the first exploration."""
+    limit = config.budget.max_metric_calls
+    needed = first_exploration_calls(config)
+    if limit is not None and limit < needed:
+        m = needed // config.batch_size
+        raise ValueError(
+            f"Budget(max_metric_calls={limit}) cannot pay for the first exploration, which needs {needed} metric "
+            f"calls: the seed program on {m} sub-batches (num_batches={config.num_batches} scaled by "
+            f"num_candidates={config.num_candidates}, as only the seed is in memory) of batch_size="
+            f"{config.batch_size} examples. Raise max_metric_calls to at least {needed} (each proposal then "
+            f"needs {config.validation_batch(m)} more to be validated) or lower num_candidates, num_batches "
+            "or batch_size")
 
 
 def _progress_bar(budget: Budget, state: SearchState, *, enabled: bool):

@@ -37,7 +37,7 @@ def run(problem, budget=80, seed=0, run_dir=None, **cfg):
 
 def test_metric_call_budget_is_never_exceeded():
     problem = skills_problem()
-    for budget in (7, 30, 61):
+    for budget in (10, 13, 30, 61):
         res = run(problem, budget=budget)
         calls = sum(1 for e in res.events if e["type"] == "evaluation")
         assert calls == res.spent.metric_calls <= budget
