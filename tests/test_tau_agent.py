@@ -27,6 +27,7 @@ from polca_nb.benchmarks.tau_retail import (
 from polca_nb.benchmarks.tau_retail.agent import (
     EMPTY_MESSAGE,
     INSTRUCTIONS_HEADING,
+    NOT_EXECUTED,
     OBSERVATION_PREFIX,
     TauAgent,
     choose_mode,
@@ -49,7 +50,7 @@ from polca_nb.benchmarks.tau_retail.problem import (
     task_example,
     tau_problem,
 )
-from polca_nb.llm import LLMClient
+from polca_nb.llm import DEFAULT_CLAUDE_MODEL, LLMClient
 from polca_nb.llm.base import LLMReply, ScriptedLLM
 from polca_nb.llm.config import Price
 from polca_nb.budget import Budget
@@ -172,13 +173,17 @@ def test_tool_mode_acts_on_the_first_tool_use_block_and_drops_the_rest(data):
     first = llm.calls[0]
     assert first["tools"] is not None and {t["name"] for t in first["tools"]} == set(TOOLS)
     assert first["temperature"] == 0.0 and first["sample_id"] == 7 and first["role"] == "task"
-    # History: only the first tool_use block (no preamble text), answered by a tool_result with the observation.
+    # History: the reply's blocks as received (preamble text and both calls); the first call's tool_result
+    # holds the observation, the second call is answered too, as not executed (the API wants every call answered).
     assistant, result = llm.calls[1]["messages"][1:3]
-    assert assistant == {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_0",
-                                                           "name": task.actions[0].name,
-                                                           "input": dict(task.actions[0].kwargs)}]}
-    assert result["content"][0]["type"] == "tool_result" and result["content"][0]["tool_use_id"] == "toolu_0"
+    assert assistant == {"role": "assistant", "content": [
+        {"type": "text", "text": "Let me check."},
+        {"type": "tool_use", "id": "toolu_0", "name": task.actions[0].name, "input": dict(task.actions[0].kwargs)},
+        {"type": "tool_use", "id": "toolu_0b", "name": "think", "input": {"thought": "x"}}]}
+    assert [b["type"] for b in result["content"]] == ["tool_result", "tool_result"]
+    assert [b["tool_use_id"] for b in result["content"]] == ["toolu_0", "toolu_0b"]
     assert result["content"][0]["content"] == episode.turns[0].observation
+    assert result["content"][1]["content"] == NOT_EXECUTED and result["content"][1]["is_error"] is True
     assert user.heard == ["Your order is cancelled."]
 
 
@@ -476,17 +481,20 @@ def test_tool_mode_through_the_real_client_sends_well_formed_messages_api_reques
         else:
             content = [{"type": "text", "text": "Your order is cancelled."}]
         return {"content": content, "usage": {"input_tokens": 10, "output_tokens": 3}, "stop_reason": "end_turn",
-                "model": "claude-sonnet-4-5"}
+                "model": DEFAULT_CLAUDE_MODEL}
 
-    llm = LLMClient(model="claude-sonnet-4-5", api_key="test", create=create)
+    llm = LLMClient(model=DEFAULT_CLAUDE_MODEL, api_key="test", create=create)
     assert choose_mode(llm) == "tools"
     episode = run_episode(data, task, TauAgent(llm, data.wiki), ScriptedUser(["Cancel it.", STOP_TOKEN]),
                           instructions="Be brief.", seed=4)
     assert episode.reward == 1.0
     first, second = bodies
-    assert [t["name"] for t in first["tools"]] == list(TOOLS) and first["extra_body"]["temperature"] == 0.0
-    assert first["system"].endswith("Be brief.") and "seed" not in first["extra_body"]
-    assert second["messages"][1]["content"] == [{"type": "tool_use", "id": "toolu_a", "name": gold.name,
+    # What the backend adds (temperature, cache breakpoints) is test_contract_api.py's business.
+    assert [t["name"] for t in first["tools"]] == list(TOOLS) and "seed" not in first.get("extra_body", {})
+    system = first["system"] if isinstance(first["system"], str) else "".join(b["text"] for b in first["system"])
+    assert system.endswith("Be brief.")
+    assert second["messages"][1]["content"] == [{"type": "text", "text": "Cancelling."},
+                                                {"type": "tool_use", "id": "toolu_a", "name": gold.name,
                                                  "input": dict(gold.kwargs)}]
     assert second["messages"][2]["content"][0]["tool_use_id"] == "toolu_a"
     assert llm.ledger.snapshot()["usage"]["task"]["calls"] == 2

@@ -4,8 +4,10 @@ System prompt = the policy wiki + "## Additional instructions" (the parameter PO
 section is left out when empty, so the base agent sees the wiki alone, as upstream).
 
 Two modes, same episode semantics (spec §8):
-- "tools": the 16 schemas go in `tools=`; the first `tool_use` block of a reply is the action (its
-  text and any further calls are dropped); a reply without one is a `respond` with its text.
+- "tools": the 16 schemas go in `tools=`; the first `tool_use` block of a reply is the action; a
+  reply without one is a `respond` with its text. The history keeps the reply's blocks unchanged
+  (thinking, text, every call), the first call's tool_result holds the observation and every further
+  call gets a tool_result saying it was not executed (the Messages API wants each call answered).
 - "text": for backends whose chat template has no tool support (the embedded llama-server). The
   system prompt also lists the tools and asks for either a JSON action `{"name", "arguments"}` or
   plain text for the customer. `parse_text_action` reads the first JSON object naming an action,
@@ -35,6 +37,9 @@ INSTRUCTIONS_HEADING = "## Additional instructions"
 OBSERVATION_PREFIX = "API output: "
 EMPTY_MESSAGE = "(no message)"
 """Stands in for an empty text in the LLM history: the Messages API rejects empty text blocks."""
+NOT_EXECUTED = ("Not executed: this agent runs one tool call per step (the first of the reply). "
+                "Call it again if it is still needed.")
+"""The tool_result of every further tool_use block of a reply: the API wants each one answered."""
 
 TEXT_PROTOCOL = """## How to act
 You can call these tools:
@@ -241,11 +246,13 @@ class TauAgent:
         if self.observation_chars is not None and len(shown) > self.observation_chars:
             shown = shown[: self.observation_chars] + f" ...[{len(observation) - self.observation_chars} chars cut]"
         if step.source == "tool_use":
-            call = {"type": "tool_use", "id": step.tool_use_id, "name": step.action.name,
-                    "input": dict(step.action.kwargs)}
-            messages.append({"role": "assistant", "content": [call]})
-            messages.append({"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": step.tool_use_id, "content": _nonempty(shown)}]})
+            blocks = _assistant_blocks(step)
+            results = [{"type": "tool_result", "tool_use_id": block["id"], "content": _nonempty(shown)}
+                       if block["id"] == step.tool_use_id else
+                       {"type": "tool_result", "tool_use_id": block["id"], "content": NOT_EXECUTED, "is_error": True}
+                       for block in blocks if block.get("type") == "tool_use"]
+            messages.append({"role": "assistant", "content": blocks})
+            messages.append({"role": "user", "content": results})
             return
         # Text protocol: the canonical JSON (not the raw reply) shows the model the expected format.
         action_json = json.dumps({"name": step.action.name, "arguments": dict(step.action.kwargs)}, ensure_ascii=False)
@@ -255,3 +262,17 @@ class TauAgent:
 
 def _nonempty(text: str) -> str:
     return text if text.strip() else EMPTY_MESSAGE
+
+
+def _assistant_blocks(step: AgentStep) -> list[dict[str, Any]]:
+    """The assistant turn of a tool_use step: the reply's content blocks as received (thinking blocks
+    with their signatures, text, every tool_use), which the Messages API needs back unchanged; only
+    blank text blocks, which it rejects, are left out. Without the reply (or with tool calls that carry
+    no id), the one executed call is rebuilt."""
+    blocks = [dict(b) for b in step.reply.content] if step.reply is not None else []
+    uses = [b for b in blocks if b.get("type") == "tool_use"]
+    if not uses or any(not isinstance(b.get("id"), str) or not b["id"] for b in uses) \
+            or step.tool_use_id not in {b["id"] for b in uses}:
+        return [{"type": "tool_use", "id": step.tool_use_id, "name": step.action.name,
+                 "input": dict(step.action.kwargs)}]
+    return [b for b in blocks if not (b.get("type") == "text" and not str(b.get("text", "")).strip())]
