@@ -1,0 +1,53 @@
+"""The README's own-problem example runs as written (with a scripted LLM in place of the real client)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+
+import polca_nb.embedders
+import polca_nb.llm
+from polca_nb.embedders import CharNgramEmbedder
+from polca_nb.llm import Ledger, ScriptedLLM
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECTION = "## Using POLCA on your own problem"
+
+
+def readme_example() -> str:
+    text = README.read_text(encoding="utf-8")
+    assert SECTION in text, f"README.md lost its section {SECTION!r}"
+    match = re.search(r"```python\n(.*?)```", text[text.index(SECTION):], re.S)
+    assert match, f"no python code block under {SECTION!r}"
+    return match.group(1)
+
+
+def scripted_reply(request: dict) -> str:
+    role = request["role"]
+    if role == "proposer":
+        return (f'<param name="prompt">Answer the question with one word. Variant {request["sample_id"] % 11}.'
+                "</param>")
+    if role == "summarizer":
+        return "<summary>Answer with the single word asked for.</summary>"
+    return "Paris" if "one word" in request["system"] else "I am not sure."
+
+
+def test_the_readme_own_problem_example_runs(tmp_path, monkeypatch, capsys):
+    llm = ScriptedLLM(scripted_reply)
+    llm.ledger = Ledger()  # what the example prints; the real client has one
+    monkeypatch.setattr(polca_nb.llm, "default_client", lambda **kw: llm)
+    monkeypatch.setattr(polca_nb.embedders, "default_embedder", CharNgramEmbedder)
+    monkeypatch.chdir(tmp_path)
+
+    namespace: dict = {}
+    exec(compile(readme_example(), str(README), "exec"), namespace)  # noqa: S102 - our own README
+
+    result = namespace["result"]
+    assert result.stop_reason == "max_metric_calls" and result.spent.metric_calls <= 100
+    roles = {call["role"] for call in llm.calls}
+    assert {"task", "proposer", "summarizer"} <= roles
+    assert result.best.mean is not None and result.best.mean > 0  # a proposal fixed the answers to Paris
+    assert (tmp_path / "runs" / "mine" / "checkpoint.json").exists()
+    out = capsys.readouterr().out
+    assert "stopped by max_metric_calls" in out and str(result.best.params) in out
