@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-
 import polca_nb.embedders
 import polca_nb.llm
 from polca_nb.embedders import CharNgramEmbedder
