@@ -12,7 +12,7 @@ USER = [{"role": "user", "content": "Name a colour."}]
 
 
 def _request(**overrides):
-    base = dict(model="claude-sonnet-4-5", system="Be terse.", messages=USER, max_tokens=64, temperature=0.0,
+    base = dict(model="claude-haiku-4-5", system="Be terse.", messages=USER, max_tokens=64, temperature=0.0,
                 sample_id=0, tools=None, stop=None)
     base.update(overrides)
     return canonical_request(**base)
@@ -21,7 +21,7 @@ def _request(**overrides):
 def test_key_changes_with_every_request_field():
     base = request_key(_request())
     variants = [
-        dict(model="claude-haiku-4-5"), dict(system="Be verbose."),
+        dict(model="claude-opus-5-5"), dict(system="Be verbose."),
         dict(messages=[{"role": "user", "content": "Name a fruit."}]), dict(max_tokens=65),
         dict(temperature=0.5), dict(sample_id=1),
         dict(tools=[{"name": "t", "description": "d", "input_schema": {"type": "object"}}]),
@@ -88,7 +88,7 @@ class CountingCreate:
 
 def test_client_hits_for_same_request_and_misses_for_new_sample_id(tmp_path):
     fake = CountingCreate()
-    client = LLMClient(model="claude-sonnet-4-5", create=fake, cache=LLMCache(tmp_path))
+    client = LLMClient(model="claude-haiku-4-5", create=fake, cache=LLMCache(tmp_path))
     first = client.complete(system="s", messages=USER, role="proposer", temperature=0.7, sample_id=0)
     again = client.complete(system="s", messages=USER, role="proposer", temperature=0.7, sample_id=0)
     other = client.complete(system="s", messages=USER, role="proposer", temperature=0.7, sample_id=1)
@@ -102,7 +102,7 @@ def test_client_hits_for_same_request_and_misses_for_new_sample_id(tmp_path):
 
 def test_warm_disk_cache_means_zero_calls_on_rerun(tmp_path):
     def run(create):
-        client = LLMClient(model="claude-sonnet-4-5", create=create, cache=LLMCache(tmp_path))
+        client = LLMClient(model="claude-haiku-4-5", create=create, cache=LLMCache(tmp_path))
         return [client.complete(system="s", messages=[{"role": "user", "content": f"q{i}"}], role="task",
                                 sample_id=i % 2).text for i in range(5)], client
 
@@ -123,7 +123,7 @@ def test_failed_calls_are_not_cached(tmp_path):
     def broken(**kwargs):
         raise ValueError("malformed request")
 
-    client = LLMClient(model="claude-sonnet-4-5", create=broken, cache=LLMCache(tmp_path),
+    client = LLMClient(model="claude-haiku-4-5", create=broken, cache=LLMCache(tmp_path),
                        retry=RetryPolicy(max_attempts=1))
     with pytest.raises(LLMError):
         client.complete(system="s", messages=USER, role="task")

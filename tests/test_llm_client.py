@@ -8,7 +8,9 @@ import threading
 import anthropic
 import pytest
 
-from polca_nb.llm import LLM, LLMClient, LLMError, LLMReply, RetryPolicy, default_client, resolve_backend
+from polca_nb.errors import FatalError
+
+from polca_nb.llm import LLM, LLMClient, LLMError, LLMFatalError, LLMReply, RetryPolicy, default_client, resolve_backend
 from polca_nb.llm import config
 from polca_nb.llm.client import sample_seed
 
@@ -46,7 +48,7 @@ class Script:
 
 def make_client(create, *, attempts=4, jitter_seed=None, **options):
     sleeps: list[float] = []
-    client = LLMClient(model="claude-sonnet-4-5", create=create, cache=None, sleep=sleeps.append,
+    client = LLMClient(model="claude-haiku-4-5", create=create, cache=None, sleep=sleeps.append,
                        retry=RetryPolicy(max_attempts=attempts, initial_s=1.0, multiplier=2.0, max_s=3.0, jitter=0.5),
                        jitter_seed=jitter_seed, **options)
     return client, sleeps
@@ -82,13 +84,14 @@ def test_exhausted_retries_raise_llm_error_with_the_cause():
     assert (usage.calls, usage.errors, usage.retries) == (0, 1, 3)
 
 
-@pytest.mark.parametrize("failure", [status_error(400), status_error(401), ValueError("bad reply")],
-                         ids=["400", "401", "other"])
-def test_non_retryable_failures_raise_at_once(failure):
+@pytest.mark.parametrize("failure", [status_error(400), status_error(401), status_error(403), status_error(404),
+                                     ValueError("bad reply")], ids=["400", "401", "403", "404", "other"])
+def test_non_retryable_failures_are_fatal_at_once(failure):
     fake = Script(failure)
     client, sleeps = make_client(fake)
-    with pytest.raises(LLMError, match="not retryable"):
+    with pytest.raises(LLMFatalError, match="rejected the request|cannot be retried") as info:
         ask(client)
+    assert isinstance(info.value, FatalError) and isinstance(info.value, LLMError)
     assert len(fake.calls) == 1 and sleeps == []
 
 
@@ -124,14 +127,17 @@ def test_request_shape_sampling_in_extra_body_and_tools_pass_through():
         calls.append(kwargs)
         return tool_reply
 
-    client = LLMClient(model="claude-sonnet-4-5", create=create, cache=None)
+    client = LLMClient(model="claude-haiku-4-5", create=create, cache=None)
     assert isinstance(client, LLM)
     reply = client.complete(system="", messages=USER, role="task", max_tokens=50, temperature=0.7, sample_id=3,
                             tools=[tool], stop=["END"])
     sent = calls[0]
-    assert "temperature" not in sent and sent["extra_body"] == {"temperature": 0.7}  # no seed to Claude
+    # API 2026-10-21 rejects any sampling parameter: nothing of the kind, and no seed, goes to Claude.
+    assert "temperature" not in sent and "extra_body" not in sent
     assert "system" not in sent  # empty system is omitted
-    assert sent["tools"] == [tool] and sent["stop_sequences"] == ["END"] and sent["max_tokens"] == 50
+    assert sent["tools"][0]["cache_control"] == {"type": "ephemeral"}  # prompt caching on the tool prefix
+    assert {k: v for k, v in sent["tools"][0].items() if k != "cache_control"} == tool
+    assert sent["stop_sequences"] == ["END"] and sent["max_tokens"] == 50
     assert reply.text == "Checking." and reply.stop_reason == "tool_use"
     assert reply.tool_uses == [tool_reply["content"][1]]
 
@@ -143,21 +149,21 @@ def test_request_shape_sampling_in_extra_body_and_tools_pass_through():
 
 
 @pytest.mark.parametrize("message", [
-    {"content": []}, {"content": None}, {}, {"content": [{"type": "tool_use", "id": "x", "name": "n", "input": {}}]},
+    {"content": []}, {"content": [{"type": "tool_use", "id": "x", "name": "n", "input": {}}]},
 ])
 def test_reply_without_text_comes_back_as_empty_text(message):
-    client = LLMClient(model="claude-sonnet-4-5", create=lambda **kw: message, cache=None)
+    client = LLMClient(model="claude-haiku-4-5", create=lambda **kw: message, cache=None)
     reply = ask(client)
     assert isinstance(reply, LLMReply) and reply.text == "" and reply.input_tokens == 0
 
 
 def test_sdk_message_objects_are_accepted():
-    message = anthropic.types.Message(id="m1", type="message", role="assistant", model="claude-sonnet-4-5",
+    message = anthropic.types.Message(id="m1", type="message", role="assistant", model="claude-haiku-4-5",
                                       content=[{"type": "text", "text": "Paris."}], stop_reason="end_turn",
                                       stop_sequence=None, usage={"input_tokens": 12, "output_tokens": 3})
-    client = LLMClient(model="claude-sonnet-4-5", create=lambda **kw: message, cache=None)
+    client = LLMClient(model="claude-haiku-4-5", create=lambda **kw: message, cache=None)
     reply = ask(client)
-    assert (reply.text, reply.input_tokens, reply.output_tokens, reply.model) == ("Paris.", 12, 3, "claude-sonnet-4-5")
+    assert (reply.text, reply.input_tokens, reply.output_tokens, reply.model) == ("Paris.", 12, 3, "claude-haiku-4-5")
     assert reply.content[0]["type"] == "text"
 
 
@@ -179,7 +185,7 @@ def test_concurrency_is_bounded():
                 in_flight[0] -= 1
         return OK
 
-    client = LLMClient(model="claude-sonnet-4-5", create=create, cache=None, max_concurrency=2)
+    client = LLMClient(model="claude-haiku-4-5", create=create, cache=None, max_concurrency=2)
     threads = [threading.Thread(target=ask, args=(client,)) for _ in range(6)]
     for t in threads:
         t.start()
@@ -196,7 +202,7 @@ def test_waiting_for_a_slot_has_a_deadline():
         release.wait(timeout=10)
         return OK
 
-    client = LLMClient(model="claude-sonnet-4-5", create=create, cache=None, max_concurrency=1, queue_timeout_s=0.1)
+    client = LLMClient(model="claude-haiku-4-5", create=create, cache=None, max_concurrency=1, queue_timeout_s=0.1)
     holder = threading.Thread(target=ask, args=(client,))
     holder.start()
     try:
@@ -270,10 +276,10 @@ def test_backend_selection_follows_the_environment(monkeypatch):
 
 def test_constructor_rejects_bad_settings():
     with pytest.raises(ValueError, match="max_concurrency"):
-        LLMClient(model="claude-sonnet-4-5", max_concurrency=0)
+        LLMClient(model="claude-haiku-4-5", max_concurrency=0)
     with pytest.raises(ValueError, match="timeout_s"):
-        LLMClient(model="claude-sonnet-4-5", timeout_s=0)
+        LLMClient(model="claude-haiku-4-5", timeout_s=0)
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
     with pytest.raises(ValueError, match="role"):
-        LLMClient(model="claude-sonnet-4-5", create=lambda **kw: OK).complete(system="", messages=USER, role="")
+        LLMClient(model="claude-haiku-4-5", create=lambda **kw: OK).complete(system="", messages=USER, role="")

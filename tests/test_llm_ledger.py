@@ -19,7 +19,7 @@ def test_price_cost_is_per_million_tokens():
 
 
 def test_price_lookup_resolves_dated_snapshots_and_refuses_unknown_claude_models():
-    assert price_for("claude-sonnet-4-5-20250929") == config.CLAUDE_PRICES["claude-sonnet-4-5"]
+    assert price_for("claude-haiku-4-5-20250929") == config.CLAUDE_PRICES["claude-haiku-4-5"]
     # longest alias wins: claude-opus-4-1-... must not fall back to claude-opus-4
     assert price_for("claude-opus-4-1-20250805") == config.CLAUDE_PRICES["claude-opus-4-1"]
     assert price_for(config.LOCAL_MODEL_NAME) == Price(0.0, 0.0)
@@ -71,7 +71,8 @@ def test_snapshot_is_json_and_keeps_latency_out_of_usage():
     usage = fast["usage"]
     assert list(usage) == ["proposer", "summarizer", "total"]
     assert usage["proposer"] == {"calls": 1, "cache_hits": 0, "errors": 1, "retries": 3, "input_tokens": 1,
-                                 "output_tokens": 2, "usd": 0.5, "requests": 2}
+                                 "output_tokens": 2, "usd": 0.5, "requests": 2, "cache_write_tokens": 0,
+                                 "cache_read_tokens": 0}
     assert usage["total"]["retries"] == 5 and usage["total"]["usd"] == pytest.approx(0.75)
     assert fast["latency_s"]["total"] == pytest.approx(0.3)
 

@@ -2,9 +2,9 @@
 
 from .base import LLM, LLMReply, ScriptedLLM
 from .cache import LLMCache, canonical_request, default_cache_dir, request_key
-from .client import LLMClient, LLMError, RetryPolicy, default_client, resolve_backend
+from .client import BackendOptions, LLMClient, LLMError, LLMFatalError, RetryPolicy, default_client, resolve_backend
 from .config import DEFAULT_CLAUDE_MODEL, LOCAL_MODEL_NAME, Price, price_for
-from .ledger import Ledger, RoleUsage
+from .ledger import Ledger, RoleUsage, SpendLimit
 from .server import LocalServer, LocalServerError, ServerSettings, shared_server, stop_shared_server
 
 __all__ = [
@@ -13,9 +13,12 @@ __all__ = [
     "LLMCache",
     "LLMClient",
     "LLMError",
+    "LLMFatalError",
+    "BackendOptions",
     "LLMReply",
     "LOCAL_MODEL_NAME",
     "Ledger",
+    "SpendLimit",
     "LocalServer",
     "LocalServerError",
     "Price",

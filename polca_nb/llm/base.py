@@ -13,7 +13,9 @@ from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 @dataclass(frozen=True)
 class LLMReply:
-    """One model reply. `content` holds the raw Anthropic content blocks (text and tool_use)."""
+    """One model reply. `content` holds the Anthropic content blocks exactly as received (text,
+    tool_use, thinking with its signature): a conversation passes them back unchanged.
+    `input_tokens` is the uncached part of the prompt; cache writes/reads are counted apart."""
 
     text: str
     content: tuple[dict[str, Any], ...] = ()
@@ -23,6 +25,8 @@ class LLMReply:
     latency_s: float = 0.0
     stop_reason: str | None = None
     model: str = ""
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
 
     @property
     def tool_uses(self) -> list[dict[str, Any]]:

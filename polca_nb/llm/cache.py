@@ -3,8 +3,10 @@
 The key is the sha256 of the canonical JSON of everything that defines a reply: model, system,
 messages, max_tokens, temperature, tools, stop and sample_id. The endpoint URL is deliberately not
 part of it, so a local server restarted on a new port still hits. Disk entries are one JSON file per
-key, written atomically (temp file + rename), so a crash or a concurrent writer never leaves a torn
-entry and several processes can share one cache directory.
+key, created atomically and only if absent (temp file + hard link), so a crash never leaves a torn
+entry and when several processes compute the same request, the first stored reply wins and every
+writer hands that one back: logs written from a reply always match the cache. Temp files left by a
+killed writer are removed the first time a cache instance writes.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import math
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .config import ENV_CACHE_DIR
+
+STALE_TMP_S = 600.0
+"""A temp file this old was left by a killed writer (a live write takes milliseconds)."""
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,20 +43,22 @@ def canonical_request(
     system: str,
     messages: Sequence[Mapping[str, Any]],
     max_tokens: int,
-    temperature: float,
+    temperature: float | None,
     sample_id: int,
     tools: Sequence[Mapping[str, Any]] | None,
     stop: Sequence[str] | None,
 ) -> dict[str, Any]:
     """The request as plain JSON data, normalised so that equal requests compare equal
-    (temperature always a float, empty tools/stop the same as None, sequences as lists)."""
+    (temperature a float, or None when the backend does not send one; empty tools/stop the same as
+    None, sequences as lists)."""
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
     if not isinstance(sample_id, int) or isinstance(sample_id, bool) or sample_id < 0:
         raise ValueError(f"sample_id must be an int >= 0, got {sample_id!r}")
-    temperature = float(temperature)
-    if not (math.isfinite(temperature) and temperature >= 0):
-        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if temperature is not None:
+        temperature = float(temperature)
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     if isinstance(stop, str):
         raise ValueError(f"stop must be a sequence of strings, not one string: {stop!r}")
     return {
@@ -91,6 +99,7 @@ class LLMCache:
         self.directory = None if directory is None else Path(directory).expanduser()
         self._memory: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._swept = False
 
     @classmethod
     def default(cls) -> "LLMCache":
@@ -112,32 +121,78 @@ class LLMCache:
         path = self.path_for(key)
         if path is None or not path.is_file():
             return None
-        try:
-            value = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        value = self._read(path)
+        if value is None:
             return None
         with self._lock:
             self._memory[key] = value
         return value
 
-    def put(self, key: str, value: Mapping[str, Any]) -> None:
-        """Store a JSON-able value in memory and, atomically, on disk."""
+    def put(self, key: str, value: Mapping[str, Any]) -> dict[str, Any]:
+        """Store a JSON-able value unless the key already holds one; return the stored value.
+
+        Create-if-absent: when another thread or process stored this key first, its value is kept
+        and returned, so every caller uses (and logs) the one reply the cache will replay.
+        """
         value = dict(value)
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, indent=1)
-        with self._lock:
-            self._memory[key] = value
         path = self.path_for(key)
         if path is None:
-            return
+            with self._lock:
+                return self._memory.setdefault(key, value)
+        self._sweep_once()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            try:
+                os.link(tmp, path)  # atomic, and fails if the entry exists: no writer overwrites another
+                stored = value
+            except FileExistsError:
+                existing = self._read(path)
+                if existing is None:  # an unreadable entry (written by an older, non-atomic version)
+                    os.replace(tmp, path)
+                    tmp = None
+                    stored = value
+                else:
+                    stored = existing
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        with self._lock:
+            self._memory[key] = stored
+        return stored
+
+    def clean_stale_tmp(self, max_age_s: float = STALE_TMP_S) -> int:
+        """Delete temp files older than `max_age_s` (left by killed writers); returns how many."""
+        if self.directory is None or not self.directory.is_dir():
+            return 0
+        cutoff = time.time() - max_age_s
+        removed = 0
+        for tmp in self.directory.glob("*/.*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:  # another process cleaned or finished it
+                continue
+        return removed
+
+    def _sweep_once(self) -> None:
+        with self._lock:
+            if self._swept:
+                return
+            self._swept = True
+        self.clean_stale_tmp()
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None

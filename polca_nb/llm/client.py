@@ -1,18 +1,28 @@
 """`LLMClient`: the `LLM` protocol over the official anthropic SDK, for Claude, any
 Anthropic-compatible endpoint, and the embedded local llama-server, through one code path.
 
-Around each call: a reply cache (a warm cache makes zero LLM calls), a per-role ledger, a
-concurrency bound, a per-attempt timeout and retries with exponential backoff on 429/5xx/connection
-errors/timeouts. With the embedded server, a connection failure restarts the server before the
-retry. A call that still fails raises `LLMError`; the calling role decides whether to drop it.
+Around each call: a reply cache (a warm cache makes zero LLM calls), a per-role ledger with USD
+limits, a concurrency bound, a per-attempt timeout sized from max_tokens, and retries with
+exponential backoff on 429/5xx/connection errors/timeouts/malformed replies. With the embedded
+server, a connection failure restarts the server before the retry. A call that still fails raises
+`LLMError` (the calling role may drop it); a request the endpoint rejects (400/401/403/404...), an
+endpoint that cannot be reached at all, or a missing model binary raises `LLMFatalError`, which
+stops the run at the first call.
+
+What the backend decides, not the role (`BackendOptions`): whether a sampling temperature is sent
+(never to Claude: API version 2026-10-21 rejects it), prompt-cache breakpoints (Claude only; the
+reply cache key ignores them), the effort and a thinking allowance for models that think.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import sys
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -21,7 +31,8 @@ import numpy as np
 from . import config
 from .base import LLMReply
 from .cache import LLMCache, canonical_request, request_key
-from .config import Price, price_for
+from ..errors import FatalError
+from .config import ModelSpec, Price, model_spec, price_for
 from .ledger import Ledger
 from .server import LocalServer, LocalServerError, shared_server
 
@@ -35,6 +46,68 @@ class LLMError(RuntimeError):
         self.role = role
         self.attempts = attempts
         self.cause = cause
+
+
+class LLMFatalError(LLMError, FatalError):
+    """A call no retry can fix: the endpoint rejected the request (400/401/402/403/404/413/422, with
+    the API's own message), could not be reached on any attempt, or the local server cannot run.
+    It stops the run instead of turning every evaluation into a zero."""
+
+
+class MalformedReply(RuntimeError):
+    """A 200 whose body is not a Message (truncated JSON, another object): retried, never cached."""
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL without userinfo (`http://user:KEY@host` -> `http://host`): safe to log, key and show."""
+    if not url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What goes into a request because of where it is sent, not what the role asked.
+
+    - `send_temperature`: the role's temperature is sent (llama-server and other endpoints that take
+      it) or left out (Claude: API 2026-10-21 rejects it; the model then samples at its default).
+    - `prompt_caching`: cache_control breakpoints on the system prompt, the last tool and (in a
+      conversation) the last message, so repeated prefixes are billed as cache reads.
+    - `effort`: `output_config.effort` for models that take it (None: not sent).
+    - `thinking_allowance`: tokens added to max_tokens for a model that thinks (thinking counts
+      toward max_tokens).
+    """
+
+    send_temperature: bool = True
+    prompt_caching: bool = False
+    effort: str | None = None
+    thinking_allowance: int = 0
+
+    @classmethod
+    def for_model(cls, model: str, *, local: bool) -> "BackendOptions":
+        """The defaults: Claude models get Claude's rules, everything else is sent as asked."""
+        spec = None if local else model_spec(model)
+        if spec is None and not (not local and config.is_claude_model(model)):
+            return cls()
+        thinks = spec is not None and spec.thinking != "off"
+        return cls(send_temperature=False, prompt_caching=True,
+                   effort=config.EFFORT if spec is not None and spec.effort else None,
+                   thinking_allowance=config.THINKING_ALLOWANCE_TOKENS if thinks else 0)
+
+    def key_fields(self) -> dict[str, Any]:
+        """The options that change a reply (part of the cache key when set; caching breakpoints are not)."""
+        out: dict[str, Any] = {}
+        if self.effort is not None:
+            out["effort"] = self.effort
+        if self.thinking_allowance:
+            out["thinking_allowance"] = self.thinking_allowance
+        return out
 
 
 @dataclass(frozen=True)
@@ -90,12 +163,58 @@ def is_connection_failure(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, *_sdk_error_types("APIConnectionError")))
 
 
+def is_refused(exc: BaseException) -> bool:
+    """Nothing answers at the address (connection refused, unknown host): unlike a reset or a stall,
+    retrying the same URL for minutes cannot help."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or type(current).__name__ == "ConnectError":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def is_malformed(exc: BaseException) -> bool:
+    """A 200 that is not a Message: truncated JSON, or JSON of another shape."""
+    return isinstance(exc, (MalformedReply, json.JSONDecodeError, *_sdk_error_types("APIResponseValidationError")))
+
+
+def is_fatal_status(exc: BaseException) -> bool:
+    code = _status_code(exc)
+    return code is not None and code in config.FATAL_STATUS_CODES
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """429, 5xx/529 and the other statuses in config.RETRY_STATUS_CODES, timeouts, connection errors."""
-    if is_timeout(exc) or is_connection_failure(exc):
+    """429, 5xx/529 and the other statuses in config.RETRY_STATUS_CODES, timeouts, connection
+    errors, malformed 200 replies."""
+    if is_timeout(exc) or is_connection_failure(exc) or is_malformed(exc):
         return True
     code = _status_code(exc)
     return code is not None and (code in config.RETRY_STATUS_CODES or code >= 500)
+
+
+def fault_kind(exc: BaseException) -> str:
+    """A short name for a failed attempt, for the ledger's fault counts."""
+    if is_timeout(exc):
+        return "timeout"
+    if is_malformed(exc):
+        return "malformed"
+    if is_connection_failure(exc):
+        return "refused" if is_refused(exc) else "connection"
+    code = _status_code(exc)
+    return str(code) if code is not None else type(exc).__name__
+
+
+def api_message(exc: BaseException) -> str:
+    """The API's own error text ({"error": {"type", "message"}}) when the exception carries it."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        error = body.get("error")
+        if isinstance(error, Mapping) and error.get("message"):
+            return f"{error.get('type', 'error')}: {error['message']}"
+    return str(exc)
 
 
 def _retry_after_s(exc: BaseException) -> float | None:
@@ -121,10 +240,22 @@ def _as_dict(message: Any) -> dict[str, Any]:
 
 def reply_fields(message: Any) -> dict[str, Any]:
     """The JSON-able parts of an SDK Message (or an equivalent dict) that make an LLMReply.
-    Missing or malformed parts become empty: no text -> "" (roles treat that as a dropped reply)."""
-    data = _as_dict(message)
+
+    Raises MalformedReply when the body is not a Message (a "type" other than "message", no list of
+    typed content blocks): such a 200 is retried and never cached. A Message with no text gives "" (roles
+    treat that as a dropped reply). All content blocks are kept as sent (thinking blocks included:
+    a conversation must pass them back unchanged).
+    """
+    try:
+        data = _as_dict(message)
+    except TypeError as exc:
+        raise MalformedReply(f"reply is not a Message: {exc}") from exc
     blocks = data.get("content")
-    content = [dict(b) for b in blocks if isinstance(b, Mapping)] if isinstance(blocks, list) else []
+    if data.get("type", "message") != "message" or not isinstance(blocks, list) or not all(
+            isinstance(b, Mapping) and isinstance(b.get("type"), str) for b in blocks):
+        shown = json.dumps(data, default=str)[:200]
+        raise MalformedReply(f"reply is not a Message (expected type 'message' with a list of content blocks): {shown}")
+    content = [dict(b) for b in blocks]
     text = "".join(b["text"] for b in content if b.get("type") == "text" and isinstance(b.get("text"), str))
     usage = data.get("usage") if isinstance(data.get("usage"), Mapping) else {}
     return {
@@ -132,6 +263,8 @@ def reply_fields(message: Any) -> dict[str, Any]:
         "content": content,
         "input_tokens": int(usage.get("input_tokens") or 0),
         "output_tokens": int(usage.get("output_tokens") or 0),
+        "cache_write_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+        "cache_read_tokens": int(usage.get("cache_read_input_tokens") or 0),
         "stop_reason": data.get("stop_reason"),
         "model": str(data.get("model") or ""),
     }
@@ -147,7 +280,57 @@ def _reply(fields: Mapping[str, Any], *, cached: bool, latency_s: float) -> LLMR
         latency_s=latency_s,
         stop_reason=fields["stop_reason"],
         model=fields["model"],
+        cache_write_tokens=int(fields.get("cache_write_tokens", 0)),
+        cache_read_tokens=int(fields.get("cache_read_tokens", 0)),
     )
+
+
+def _with_cache_control(block: Any) -> Any:
+    """A copy of a content block (or a string content) carrying an ephemeral cache breakpoint."""
+    if isinstance(block, str):
+        return {"type": "text", "text": block, "cache_control": {"type": "ephemeral"}}
+    out = dict(block)
+    out["cache_control"] = {"type": "ephemeral"}
+    return out
+
+
+CACHEABLE_BLOCKS = frozenset({"text", "image", "document", "tool_use", "tool_result"})
+"""Content blocks that can carry cache_control (thinking blocks cannot)."""
+
+
+def mark_cache_breakpoints(body: dict[str, Any]) -> dict[str, Any]:
+    """The request body with prompt-cache breakpoints (at most 3 of the 4 allowed): the system
+    prompt, the last tool, and in a conversation (3+ messages) the last cacheable block of the last
+    message, so the next turn reads the whole conversation so far from the cache."""
+    out = dict(body)
+    if out.get("system"):
+        out["system"] = [_with_cache_control(out["system"])]
+    if out.get("tools"):
+        tools = [dict(t) for t in out["tools"]]
+        tools[-1] = _with_cache_control(tools[-1])
+        out["tools"] = tools
+    messages = out["messages"]
+    if len(messages) >= 3:
+        last = dict(messages[-1])
+        content = last.get("content")
+        if isinstance(content, str) and content:
+            last["content"] = [_with_cache_control(content)]
+        elif isinstance(content, list):
+            blocks = list(content)
+            for i in range(len(blocks) - 1, -1, -1):
+                if isinstance(blocks[i], Mapping) and blocks[i].get("type") in CACHEABLE_BLOCKS:
+                    blocks[i] = _with_cache_control(blocks[i])
+                    break
+            last["content"] = blocks
+        out["messages"] = list(messages[:-1]) + [last]
+    return out
+
+
+def estimate_prompt_tokens(request: Mapping[str, Any]) -> int:
+    """A generous token count of a request's prompt (3 characters per token), for spend checks
+    made before the endpoint says how many there were."""
+    text = json.dumps([request.get("system"), request.get("messages"), request.get("tools")], ensure_ascii=False)
+    return len(text) // 3 + 1
 
 
 class LLMClient:
@@ -156,8 +339,10 @@ class LLMClient:
     Exactly one of `base_url` (a fixed endpoint; None = the SDK default, i.e. Claude) or `server`
     (the embedded llama-server, started on first live call, restarted after a connection failure)
     names the endpoint. `create` replaces `messages.create` (tests inject fakes; no SDK is built).
-    `send_seed` adds a `seed` derived from sample_id to the body (llama-server only: Claude rejects
-    unknown fields). `cache_namespace` separates cache entries of endpoints that reuse model names.
+    `options` (default `BackendOptions.for_model`) decides temperature, prompt caching, effort and
+    thinking allowance. `send_seed` adds a `seed` derived from sample_id to the body (llama-server
+    only: Claude rejects unknown fields). `cache_namespace` separates cache entries of endpoints
+    that reuse model names.
     """
 
     def __init__(
@@ -176,6 +361,7 @@ class LLMClient:
         retry: RetryPolicy | None = None,
         jitter_seed: int | None = 0,
         send_seed: bool | None = None,
+        options: BackendOptions | None = None,
         cache_namespace: str | None = None,
         create: Callable[..., Any] | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -183,13 +369,16 @@ class LLMClient:
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty string, got {model!r}")
         if base_url is not None and server is not None:
-            raise ValueError(f"give base_url or server, not both (base_url={base_url!r})")
+            raise ValueError(f"give base_url or server, not both (base_url={redact_url(base_url)!r})")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s!r}")
         if not queue_timeout_s > 0:
             raise ValueError(f"queue_timeout_s must be > 0, got {queue_timeout_s!r}")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        self.spec: ModelSpec | None = model_spec(model) if server is None else None
+        if self.spec is not None and self.spec.retired is not None:
+            config.check_claude_model(model)  # raises: a retired model fails every request
         self.model = model
         self.base_url = base_url
         self.server = server
@@ -201,7 +390,8 @@ class LLMClient:
         self.queue_timeout_s = float(queue_timeout_s)
         self.retry = retry if retry is not None else RetryPolicy()
         self.send_seed = (server is not None) if send_seed is None else send_seed
-        self.cache_namespace = cache_namespace
+        self.options = options if options is not None else BackendOptions.for_model(model, local=server is not None)
+        self.cache_namespace = redact_url(cache_namespace)
         # llama-server runs without --api-key, but the SDK refuses to send a request with no key.
         self._api_key = api_key if api_key is not None or server is None else config.LOCAL_API_KEY
         self._create = create
@@ -227,15 +417,26 @@ class LLMClient:
         stop: Sequence[str] | None = None,
     ) -> LLMReply:
         """One reply, from the cache when this exact request (incl. sample_id) was answered before.
-        Raises LLMError when the call fails after retries, ValueError for a malformed request."""
+
+        Raises LLMError when the call fails after retries, LLMFatalError when no retry can help,
+        BudgetExhausted when a USD limit could be exceeded, ValueError for a malformed request.
+        `temperature` is the role's wish; the backend options decide whether it is sent (and the
+        cache key holds only what is sent).
+        """
         if not isinstance(role, str) or not role:
             raise ValueError(f"role must be a non-empty string, got {role!r}")
         if not isinstance(system, str):
             raise ValueError(f"system must be a string, got {type(system).__name__}")
         if not messages:
             raise ValueError(f"messages must be a non-empty sequence, got {messages!r}")
+        sent_temperature = temperature if self.options.send_temperature else None
+        if sent_temperature is None:  # still validate the role's value
+            canonical_request(model=self.model, system="", messages=[{}], max_tokens=1, temperature=temperature,
+                              sample_id=0, tools=None, stop=None)
         request = canonical_request(model=self.model, system=system, messages=messages, max_tokens=max_tokens,
-                                    temperature=temperature, sample_id=sample_id, tools=tools, stop=stop)
+                                    temperature=sent_temperature, sample_id=sample_id, tools=tools, stop=stop)
+        if self.options.key_fields():
+            request["options"] = self.options.key_fields()
         if self.cache_namespace:
             request["endpoint"] = self.cache_namespace
         key = request_key(request)
@@ -247,55 +448,79 @@ class LLMClient:
                 self.ledger.record_cache_hit(role, latency_s=latency)
                 return _reply(hit["reply"], cached=True, latency_s=latency)
 
-        fields, latency, retries = self._call_with_retries(request, role, started)
+        body = self.request_body(request)
+        self.ledger.check_spend(role, self.price.cost(estimate_prompt_tokens(request), body["max_tokens"]))
+        fields, latency, retries = self._call_with_retries(body, role, started)
         if self.cache is not None:
-            self.cache.put(key, {"request": request, "reply": fields, "latency_s": latency})
+            stored = self.cache.put(key, {"request": request, "reply": fields, "latency_s": latency})
+            if isinstance(stored.get("reply"), Mapping):
+                fields = dict(stored["reply"])  # another process answered first: use (and log) its reply
         self.ledger.record_call(role, input_tokens=fields["input_tokens"], output_tokens=fields["output_tokens"],
-                                usd=self.price.cost(fields["input_tokens"], fields["output_tokens"]),
+                                cache_write_tokens=fields.get("cache_write_tokens", 0),
+                                cache_read_tokens=fields.get("cache_read_tokens", 0),
+                                usd=self.price.cost(fields["input_tokens"], fields["output_tokens"],
+                                                    fields.get("cache_write_tokens", 0),
+                                                    fields.get("cache_read_tokens", 0)),
                                 latency_s=latency, retries=retries)
         return _reply(fields, cached=False, latency_s=latency)
 
     # -- internals -------------------------------------------------------------------------------
     def request_body(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """The keyword arguments for `messages.create` of a canonical request."""
+        """The keyword arguments for `messages.create` of a canonical request: what is sent."""
+        max_tokens = request["max_tokens"] + self.options.thinking_allowance
+        if self.spec is not None:
+            max_tokens = min(max_tokens, self.spec.max_output_tokens)
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": request["max_tokens"],
-            "messages": request["messages"],
+            "max_tokens": max_tokens,
+            "messages": copy.deepcopy(request["messages"]),
         }
         if request["system"]:
             kwargs["system"] = request["system"]
         if request["tools"]:
-            kwargs["tools"] = request["tools"]
+            kwargs["tools"] = copy.deepcopy(request["tools"])
         if request["stop"]:
             kwargs["stop_sequences"] = request["stop"]
-        # anthropic>=2 has no temperature kwarg; extra_body reaches Claude and llama-server alike.
-        extra = {"temperature": request["temperature"]}
+        if self.options.effort is not None:
+            kwargs["output_config"] = {"effort": self.options.effort}
+        if self.options.prompt_caching:
+            kwargs = mark_cache_breakpoints(kwargs)
+        # anthropic>=2 has no temperature kwarg; extra_body reaches the endpoints that take one.
+        extra: dict[str, Any] = {}
+        if request["temperature"] is not None:
+            extra["temperature"] = request["temperature"]
         if self.send_seed:
             extra["seed"] = sample_seed(request["sample_id"])
-        kwargs["extra_body"] = extra
+        if extra:
+            kwargs["extra_body"] = extra
         return kwargs
 
-    def _call_with_retries(self, request: dict[str, Any], role: str,
+    def timeout_for(self, max_tokens: int) -> float:
+        """Per-attempt timeout: the floor plus the time to generate max_tokens at MIN_TOKENS_PER_S."""
+        return self.timeout_s + max_tokens / config.MIN_TOKENS_PER_S
+
+    def _call_with_retries(self, body: dict[str, Any], role: str,
                            started: float) -> tuple[dict[str, Any], float, int]:
-        body = self.request_body(request)
         attempts = self.retry.max_attempts
         last_error: BaseException | None = None
+        refused = 0
+        url: str | None = None
         for attempt in range(attempts):
             if not self._slots.acquire(timeout=self.queue_timeout_s):
                 self.ledger.record_error(role, latency_s=time.perf_counter() - started, retries=attempt)
                 raise LLMError(f"{role}: no free LLM slot within {self.queue_timeout_s:g} s "
                                f"(max_concurrency={self.max_concurrency})", role=role, attempts=attempt, cause=None)
-            url = None
             try:
                 url = self._endpoint_url()
-                message = self._create_fn(url)(**body)
+                message = self._send(url, body)
                 fields = reply_fields(message)
                 return fields, time.perf_counter() - started, attempt
             except LocalServerError:
-                raise  # a missing binary/model is a setup error: say so, do not retry or drop
-            except Exception as exc:  # noqa: BLE001 - classified below; non-retryable ones re-raise as LLMError
+                raise  # a missing binary/model is a setup error (a FatalError): say so, do not retry or drop
+            except Exception as exc:  # noqa: BLE001 - classified below
                 last_error = exc
+                self.ledger.record_fault(role, fault_kind(exc))
+                refused += is_refused(exc)
                 if not is_retryable(exc) or attempt == attempts - 1:
                     break
             finally:
@@ -309,10 +534,41 @@ class LLMClient:
             self._sleep(self._backoff(attempt, last_error))
         made = attempt + 1
         self.ledger.record_error(role, latency_s=time.perf_counter() - started, retries=made - 1)
-        kind = "retryable, attempts exhausted" if last_error is not None and is_retryable(last_error) else "not retryable"
-        raise LLMError(f"{role}: LLM call to {self.model} failed after {made} attempt(s) ({kind}): "
-                       f"{type(last_error).__name__}: {last_error}", role=role, attempts=made,
-                       cause=last_error) from last_error
+        where = self._where(url)
+        assert last_error is not None
+        if isinstance(last_error, LocalServerError):
+            raise last_error
+        if is_fatal_status(last_error):
+            raise LLMFatalError(f"{role}: {where} rejected the request for model {self.model!r} "
+                                f"(HTTP {_status_code(last_error)}): {api_message(last_error)}",
+                                role=role, attempts=made, cause=last_error) from last_error
+        if refused == made:
+            raise LLMFatalError(f"{role}: cannot reach {where} (nothing answered on {made} attempt(s)): "
+                                f"{type(last_error).__name__}: {last_error}", role=role, attempts=made,
+                                cause=last_error) from last_error
+        if not is_retryable(last_error):
+            raise LLMFatalError(f"{role}: the request to {where} for model {self.model!r} failed and cannot be "
+                                f"retried: {type(last_error).__name__}: {last_error}", role=role, attempts=made,
+                                cause=last_error) from last_error
+        raise LLMError(f"{role}: LLM call to {self.model} at {where} failed after {made} attempt(s) "
+                       f"(retryable, attempts exhausted): {type(last_error).__name__}: {last_error}",
+                       role=role, attempts=made, cause=last_error) from last_error
+
+    def _where(self, url: str | None) -> str:
+        if self.server is not None:
+            return f"the embedded llama-server ({url or 'not running'})"
+        return redact_url(url or self.base_url) or "the Anthropic API"
+
+    def _send(self, url: str | None, body: dict[str, Any]) -> Any:
+        """One attempt: the injected fake, or the SDK (streamed above STREAM_ABOVE_TOKENS)."""
+        if self._create is not None:
+            return self._create(**body)
+        sdk = self._sdk_for(url)
+        timeout = self.timeout_for(body["max_tokens"])
+        if body["max_tokens"] > config.STREAM_ABOVE_TOKENS:
+            with sdk.messages.stream(**body, timeout=timeout) as stream:
+                return stream.get_final_message()
+        return sdk.messages.create(**body, timeout=timeout)
 
     def _backoff(self, retry_index: int, error: BaseException | None) -> float:
         with self._jitter_lock:
@@ -327,9 +583,7 @@ class LLMClient:
             return self.server.ensure_running()
         return self.base_url
 
-    def _create_fn(self, url: str | None) -> Callable[..., Any]:
-        if self._create is not None:
-            return self._create
+    def _sdk_for(self, url: str | None) -> Any:
         with self._sdk_lock:
             if self._sdk is None or self._sdk_url != url:
                 import anthropic  # noqa: PLC0415 - keep `import polca_nb.llm` light
@@ -340,7 +594,7 @@ class LLMClient:
                 self._sdk = anthropic.Anthropic(base_url=url, api_key=self._api_key, timeout=self.timeout_s,
                                                 max_retries=0)
                 self._sdk_url = url
-            return self._sdk.messages.create
+            return self._sdk
 
     def close(self) -> None:
         """Close the HTTP connection pool (the embedded server keeps running; see server.py)."""
@@ -350,7 +604,7 @@ class LLMClient:
                 self._sdk = None
 
     def __repr__(self) -> str:
-        where = "embedded llama-server" if self.server is not None else (self.base_url or "Anthropic API")
+        where = "embedded llama-server" if self.server is not None else (redact_url(self.base_url) or "Anthropic API")
         cache = "off" if self.cache is None else (str(self.cache.directory) if self.cache.directory else "memory")
         return f"LLMClient(model={self.model!r}, endpoint={where}, cache={cache})"
 
@@ -382,6 +636,16 @@ def resolve_backend(backend: Backend = "auto", base_url: str | None = None) -> B
     return "local"
 
 
+def model_from_env() -> str | None:
+    """$POLCA_MODEL (the documented name), or the older $POLCA_LLM_MODEL; both set and different is
+    an error (one of them would silently win, at the wrong price)."""
+    new, old = os.environ.get(config.ENV_MODEL) or None, os.environ.get(config.ENV_MODEL_OLD) or None
+    if new and old and new != old:
+        raise ValueError(f"${config.ENV_MODEL}={new!r} and ${config.ENV_MODEL_OLD}={old!r} disagree: "
+                         f"set only ${config.ENV_MODEL}")
+    return new or old
+
+
 def default_client(
     *,
     backend: Backend = "auto",
@@ -408,7 +672,7 @@ def default_client(
         cache_obj = cache
     else:
         raise ValueError(f"cache must be an LLMCache or a bool, got {cache!r}")
-    env_model = os.environ.get(config.ENV_MODEL)
+    env_model = model_from_env()
     if chosen == "local":
         options.setdefault("max_concurrency", config.LOCAL_CONCURRENCY)
         return LLMClient(model=model or config.LOCAL_MODEL_NAME, server=server or shared_server(),
@@ -417,8 +681,10 @@ def default_client(
     if chosen == "claude":
         if not key:
             raise ValueError(f"api_key is empty: the claude backend needs api_key= or ${config.ENV_API_KEY}")
-        return LLMClient(model=model or env_model or config.DEFAULT_CLAUDE_MODEL, api_key=key,
-                         cache=cache_obj, ledger=ledger, **options)
+        chosen_model = model or env_model or config.DEFAULT_CLAUDE_MODEL
+        if "price" not in options:
+            config.check_claude_model(chosen_model)
+        return LLMClient(model=chosen_model, api_key=key, cache=cache_obj, ledger=ledger, **options)
     url = base_url or os.environ.get(config.ENV_BASE_URL)
     if not url:
         raise ValueError(f"base_url is empty: the endpoint backend needs base_url= or ${config.ENV_BASE_URL}")

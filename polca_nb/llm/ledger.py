@@ -1,23 +1,30 @@
-"""Per-role accounting of LLM use: calls, cache hits, tokens, USD, latency.
+"""Per-role accounting of LLM use: calls, cache hits, tokens (incl. prompt-cache writes and reads),
+USD, latency, faults; and USD spend limits checked before each live call.
 
-Counts and spend are kept apart from wall-clock latency: `snapshot()["usage"]` depends only on what
-was asked and what the cache held, so an event log can include it and stay byte-identical across
-reruns, while `snapshot()["latency_s"]` varies from run to run.
+Counts and spend are kept apart from wall-clock latency and faults: `snapshot()["usage"]` depends
+only on what was asked and what the cache held, so an event log can include it and stay
+byte-identical across reruns, while `snapshot()["latency_s"]` and `snapshot()["faults"]` vary from
+run to run.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import threading
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from ..errors import BudgetExhausted
 
 
 @dataclass
 class RoleUsage:
     """Totals for one role. `calls` are live LLM calls (they cost tokens and money), `cache_hits`
     were answered from the cache, `errors` failed after all retries, `retries` counts extra
-    attempts. Tokens and USD are live spend only."""
+    attempts. Tokens and USD are live spend only: `input_tokens` is the uncached part of the
+    prompts, `cache_write_tokens` / `cache_read_tokens` the parts written to / read from the
+    endpoint's prompt cache (their sum is the whole prompt)."""
 
     calls: int = 0
     cache_hits: int = 0
@@ -26,6 +33,13 @@ class RoleUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     usd: float = 0.0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        """All prompt tokens sent: uncached + cache writes + cache reads."""
+        return self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
 
     @property
     def requests(self) -> int:
@@ -37,13 +51,88 @@ class RoleUsage:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
+@dataclass
+class SpendLimit:
+    """A USD limit on live calls, in total (`max_usd`) and/or per role (`max_usd_by_role`).
+
+    Spend counts from when the limit is installed, plus `carried` (what an earlier session of the
+    same run spent, by role), so a resumed run continues the same spend.
+    """
+
+    max_usd: float | None = None
+    max_usd_by_role: Mapping[str, float] = field(default_factory=dict)
+    carried: dict[str, float] = field(default_factory=dict)
+    _base: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for name, value in [("max_usd", self.max_usd), *((f"max_usd_by_role[{r!r}]", v)
+                                                          for r, v in dict(self.max_usd_by_role).items())]:
+            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive finite number of USD, got {value!r}")
+
+
 class Ledger:
     """Thread-safe per-role usage ledger; one can be shared by several clients."""
 
     def __init__(self) -> None:
         self._usage: dict[str, RoleUsage] = {}
         self._latency: dict[str, float] = {}
+        self._faults: dict[str, int] = {}
+        self._limits: list[SpendLimit] = []
         self._lock = threading.Lock()
+
+    # -- spend limits ----------------------------------------------------------------------------
+    def install_limit(self, limit: SpendLimit) -> SpendLimit:
+        """Start enforcing `limit` (its spend counts from now, plus what it carries)."""
+        with self._lock:
+            limit._base = {role: u.usd for role, u in self._usage.items()}
+            self._limits.append(limit)
+        return limit
+
+    def remove_limit(self, limit: SpendLimit) -> None:
+        with self._lock:
+            self._limits = [lim for lim in self._limits if lim is not limit]
+
+    def spent_under(self, limit: SpendLimit) -> dict[str, float]:
+        """USD by role counted against `limit` (carried spend included)."""
+        with self._lock:
+            return self._spent_under(limit)
+
+    def _spent_under(self, limit: SpendLimit) -> dict[str, float]:
+        roles = set(self._usage) | set(limit.carried)
+        spent = {}
+        for role in sorted(roles):
+            now = self._usage[role].usd if role in self._usage else 0.0
+            spent[role] = limit.carried.get(role, 0.0) + now - limit._base.get(role, 0.0)
+        return spent
+
+    def check_spend(self, role: str, projected_usd: float) -> None:
+        """Raise BudgetExhausted if a call costing up to `projected_usd` for `role` could exceed an
+        installed limit. Called before every live call."""
+        with self._lock:
+            for limit in self._limits:
+                spent = self._spent_under(limit)
+                total = sum(spent.values())
+                if limit.max_usd is not None and total + projected_usd > limit.max_usd:
+                    raise BudgetExhausted(
+                        f"max_usd: spent ${total:.4f} of ${limit.max_usd:g}; the next {role} call could cost up "
+                        f"to ${projected_usd:.4f}", limit="max_usd")
+                cap = dict(limit.max_usd_by_role).get(role)
+                if cap is not None and spent.get(role, 0.0) + projected_usd > cap:
+                    raise BudgetExhausted(
+                        f"max_usd[{role}]: spent ${spent.get(role, 0.0):.4f} of ${cap:g}; the next call could cost up "
+                        f"to ${projected_usd:.4f}", limit=f"max_usd[{role}]")
+
+    def record_fault(self, role: str, kind: str) -> None:
+        """One failed attempt (retried or not), by kind: "429", "529", "500", "timeout",
+        "connection", "malformed", ... Faults are not reproducible, so they stay out of "usage"."""
+        with self._lock:
+            self._role(role)
+            self._faults[kind] = self._faults.get(kind, 0) + 1
+
+    def faults(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self._faults.items()))
 
     def _role(self, role: str) -> RoleUsage:
         if not isinstance(role, str) or not role or role == "total":
@@ -54,10 +143,12 @@ class Ledger:
         return self._usage[role]
 
     def record_call(self, role: str, *, input_tokens: int, output_tokens: int, usd: float,
-                    latency_s: float, retries: int = 0) -> None:
+                    latency_s: float, retries: int = 0, cache_write_tokens: int = 0,
+                    cache_read_tokens: int = 0) -> None:
         """One successful live call (after `retries` failed attempts)."""
         for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens),
-                            ("usd", usd), ("latency_s", latency_s), ("retries", retries)):
+                            ("usd", usd), ("latency_s", latency_s), ("retries", retries),
+                            ("cache_write_tokens", cache_write_tokens), ("cache_read_tokens", cache_read_tokens)):
             if not value >= 0:
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         with self._lock:
@@ -66,6 +157,8 @@ class Ledger:
             usage.retries += retries
             usage.input_tokens += int(input_tokens)
             usage.output_tokens += int(output_tokens)
+            usage.cache_write_tokens += int(cache_write_tokens)
+            usage.cache_read_tokens += int(cache_read_tokens)
             usage.usd += float(usd)
             self._latency[role] += float(latency_s)
 
@@ -95,8 +188,9 @@ class Ledger:
             return total
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-able state: {"usage": {role: {...}, "total": {...}}, "latency_s": {role: s, "total": s}}.
-        Roles are sorted; "usage" holds no timing, so it is reproducible; USD rounded to 1e-9."""
+        """JSON-able state: {"usage": {role: {...}, "total": {...}}, "latency_s": {role: s, "total": s},
+        "faults": {kind: n}}. Roles are sorted; "usage" holds no timing, so it is reproducible; USD
+        rounded to 1e-9."""
         with self._lock:
             roles = sorted(self._usage)
             usage = {role: _usage_dict(self._usage[role]) for role in roles}
@@ -106,23 +200,26 @@ class Ledger:
                 total.add(self._usage[role])
         usage["total"] = _usage_dict(total)
         latency["total"] = sum(latency.values())
-        return {"usage": usage, "latency_s": latency}
+        return {"usage": usage, "latency_s": latency, "faults": self.faults()}
 
     def reset(self) -> None:
         with self._lock:
             self._usage.clear()
             self._latency.clear()
+            self._faults.clear()
 
     def _rows(self) -> list[list[str]]:
         snap = self.snapshot()
         rows = []
         for role, u in snap["usage"].items():
             rows.append([role, str(u["calls"]), str(u["cache_hits"]), str(u["errors"]), str(u["retries"]),
-                         f"{u['input_tokens']:,}", f"{u['output_tokens']:,}", f"{u['usd']:.6f}",
+                         f"{u['input_tokens']:,}", f"{u['cache_write_tokens']:,}", f"{u['cache_read_tokens']:,}",
+                         f"{u['output_tokens']:,}", f"{u['usd']:.6f}",
                          f"{snap['latency_s'][role]:.1f}"])
         return rows
 
-    _HEADER = ["role", "calls", "cache hits", "errors", "retries", "input tok", "output tok", "USD", "latency s"]
+    _HEADER = ["role", "calls", "cache hits", "errors", "retries", "input tok", "cache write tok", "cache read tok",
+               "output tok", "USD", "latency s"]
 
     def __str__(self) -> str:
         rows = [self._HEADER] + self._rows()

@@ -27,11 +27,13 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FatalError
 from . import config
 
 
-class LocalServerError(RuntimeError):
-    """The local server cannot be found, started or reached; the message says how to fix it."""
+class LocalServerError(FatalError):
+    """The local server cannot be found, started or reached; the message says how to fix it.
+    A FatalError: a run stops at the first call instead of scoring every evaluation 0."""
 
 
 def find_binary() -> Path:
