@@ -23,8 +23,13 @@ R = TypeVar("R")
 class Evaluator(Protocol):
     """Scores params on one example: exactly one metric call.
 
-    Must not raise for a bad program: return score 0 (or the range minimum) with feedback saying why.
-    `seed` makes stochastic execution reproducible and distinguishes repeated evaluations.
+    Must return an `Evaluation` whose score is finite and inside `Problem.score_range`; anything else
+    is a bug in the evaluator and stops the run (EvaluatorTypeError / EvaluatorValueError, fatal).
+    Should not raise for a bad program: return score 0 (or the range minimum) with feedback saying
+    why; an exception is scored that way by the loop. An `LLMError` raised inside it (or a returned
+    `Evaluation(error=...)`) is an evaluation *error*, not a failing program. A `StopRun` (fatal
+    error, spend limit) ends the run. `seed` makes stochastic execution reproducible and
+    distinguishes repeated evaluations.
     """
 
     def __call__(self, params: Params, example: Example, seed: int) -> Evaluation: ...
@@ -35,8 +40,9 @@ class Proposer(Protocol):
     """Proposes new parameter dicts from a candidate and its fresh minibatch feedback.
 
     `batch` pairs each example with the rollout it just produced; `context` is the summarizer's
-    global context ("" when off). Returns zero or more proposals; may raise, and the loop then
-    drops that proposal call and logs the error.
+    global context ("" when off). Returns a list of zero or more proposals, each a dict of parameter
+    name -> text; may raise, and the loop then drops that proposal call and logs the error (a return
+    value of any other shape is dropped and logged the same way; a `StopRun` ends the run).
     """
 
     def propose(
@@ -85,7 +91,10 @@ class SerialExecutor:
 
 
 class ThreadExecutor:
-    """Runs calls on a bounded thread pool (LLM calls and subprocess evaluations release the GIL)."""
+    """Runs calls on a bounded thread pool (LLM calls and subprocess evaluations release the GIL).
+
+    An exception raised by a call is re-raised, in input order, by the iterator; calls not yet
+    started are then cancelled (those running finish first)."""
 
     def __init__(self, max_workers: int = 4) -> None:
         if max_workers < 1:

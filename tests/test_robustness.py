@@ -512,3 +512,18 @@ def test_llm_summarizer_absorbs_llm_failures_but_not_stop_run():
     assert LLMSummarizer(Raising(llm_error())).summarize(candidates, "old", examples, 0) == "old"
     with pytest.raises(Fatal):
         LLMSummarizer(Raising(Fatal("401"))).summarize(candidates, "old", examples, 0)
+
+
+def test_an_llm_error_that_is_also_fatal_stops_the_run_instead_of_being_an_evaluation_error():
+    class LLMFatal(LLMError, FatalError):  # the shape of the client's LLMFatalError
+        pass
+
+    problem = skills_problem()
+
+    def evaluator(params, example, seed):
+        raise LLMFatal("400 temperature: Extra inputs are not permitted", role="task", attempts=1, cause=None)
+
+    with pytest.raises(LLMFatal) as info:
+        run(replace(problem, evaluator=evaluator))
+    assert info.value.result.error == "LLMFatal: 400 temperature: Extra inputs are not permitted"
+    assert not [e for e in info.value.result.events if e["type"] == "evaluation"]
