@@ -345,7 +345,7 @@ def iterate(
     t = state.iteration
     rng = state.rng
     first_event = len(log_.events)
-    roles = {"score_range": problem.score_range, "evaluation_errors": config.evaluation_errors}
+    scoring = {"score_range": problem.score_range, "evaluation_errors": config.evaluation_errors}
     priority = make_priority(config.priority, problem.score_range, config.ucb_c)
     popped, rest = pop_top_k(state.memory, config.num_candidates, priority, t)
     m = exploration_batches(config.num_batches, config.num_candidates, len(popped))
@@ -355,7 +355,7 @@ def iterate(
     # One shared minibatch of b*m examples for every popped candidate (common inputs).
     batch, train_sampler = next_batch(state.train_sampler, problem.trainset, config.batch_size * m, rng)
     explored = explore(popped, batch, batch_size=config.batch_size, evaluator=problem.evaluator, step=t, rng=rng,
-                       log_=log_, executor=executor, **roles)
+                       log_=log_, executor=executor, **scoring)
     fresh = explored_candidates(explored)
     spent = state.spent.add(metric_calls=len(popped) * len(batch))
     val_size = config.validation_batch(m)
@@ -393,7 +393,7 @@ def iterate(
     if affordable:
         val_batch, val_sampler = next_batch(val_sampler, problem.validation_examples, val_size, rng)
         validated = validate(admitted[:affordable], val_batch, evaluator=problem.evaluator, step=t, rng=rng,
-                             log_=log_, executor=executor, **roles)
+                             log_=log_, executor=executor, **scoring)
     spent = spent.add(metric_calls=len(validated) * val_size, iterations=1)
     identical_ids = {state.next_id + i for i, p in enumerate(proposals) if p.identical_to_parent}
 
@@ -403,7 +403,7 @@ def iterate(
     test_score = None
     if config.test_every and problem.testset and (t + 1) % config.test_every == 0:
         test_score = evaluate_on(best, problem.testset, evaluator=problem.evaluator, repeats=config.test_repeats,
-                                 step=t, rng=state.test_rng, log_=log_, executor=executor, **roles)
+                                 step=t, rng=state.test_rng, log_=log_, executor=executor, **scoring)
         spent = spent.add(test_calls=len(problem.testset) * config.test_repeats)
     stats = IterationStats(t, spent.metric_calls, best.id, best.mean, best.n, len(memory),
                            len(admitted), sum(1 for d in decisions if not d.admitted),
