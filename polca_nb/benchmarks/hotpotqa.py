@@ -235,7 +235,8 @@ class HotpotQAEvaluator:
     repeated evaluations are fresh samples while reruns hit the cache), then `score_output`.
 
     `max_paragraphs` shortens the context (None = all ten, as in the paper); `max_tokens` defaults to the
-    harness's 4096. LLM errors propagate; the search loop records them as failed evaluations.
+    harness's 4096. LLM errors propagate; the search loop records an `LLMError` as an evaluation error
+    (`Rollout.error`), not a failing program, and lets a fatal one stop the run.
     """
 
     llm: LLM
