@@ -1,9 +1,11 @@
-"""Search budgets: metric calls (one per example evaluation), proposals, iterations, wall time."""
+"""Search budgets: metric calls (one per example evaluation), proposals, iterations, wall time, and
+USD of live LLM calls (in total and per role; enforced by the LLM ledger before each call)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,11 @@ class Budget:
     max_proposals: int | None = None
     max_iterations: int | None = None
     max_seconds: float | None = None
+    max_usd: float | None = None
+    max_usd_by_role: Mapping[str, float] = field(default_factory=dict)
+    """USD limits on live LLM calls (cache hits are free). The run stops cleanly before the call whose
+    worst case (its max_tokens, the prompt at 3 characters per token) could pass a limit;
+    `polca(..., llm=client)` must be given the client (or its ledger) that makes the calls."""
 
     def __post_init__(self) -> None:
         limits = {
@@ -21,13 +28,19 @@ class Budget:
             "max_proposals": self.max_proposals,
             "max_iterations": self.max_iterations,
             "max_seconds": self.max_seconds,
+            "max_usd": self.max_usd,
         }
+        limits.update({f"max_usd_by_role[{role!r}]": v for role, v in dict(self.max_usd_by_role).items()})
         if all(v is None for v in limits.values()):
             raise ValueError("Budget needs at least one limit: max_metric_calls, max_proposals, "
-                             "max_iterations or max_seconds")
+                             "max_iterations, max_seconds or max_usd")
         for name, value in limits.items():
-            if value is not None and not (value > 0 and math.isfinite(value)):
+            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
                 raise ValueError(f"Budget.{name} must be a positive finite number, got {value!r}")
+
+    @property
+    def limits_usd(self) -> bool:
+        return self.max_usd is not None or bool(self.max_usd_by_role)
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from .budget import Budget, Spent, exhausted, remaining_metric_calls
-from .errors import FatalError
+from .errors import BudgetExhausted, FatalError
 from .memory import Memory, PriorityRule, ScoreRange, best_by_mean, make_priority, pop_top_k, push
 from .protocols import Embedder, Evaluator, Executor, Proposer, Summarizer, as_executor
 from .runlog import CHECKPOINT, REPLAY, RunLog, read_events
 from .epsnet import EpsNetReport, epsnet_report
+from .spend import RunSpend
 from .sampling import SUMMARY_SAMPLERS, EpochSampler, SummarySampler, next_batch
 from .search import (
     EVALUATION_ERRORS,
@@ -269,6 +270,7 @@ class RunResult:
     embedder: str | None = None
     reevaluated: tuple[tuple[Candidate, float], ...] = ()
     error: str | None = None         # "<Type>: <message>" of the fatal error that stopped the run
+    usd: dict[str, float] | None = None  # USD of live LLM calls by role, whole run (with polca(llm=...))
 
     @property
     def evaluation_errors(self) -> int:
@@ -291,6 +293,9 @@ class RunResult:
                  f"{self.spent.reevaluation_calls} (final re-evaluation)"]
         if self.error is not None:
             lines.append(f"fatal error: {self.error}")
+        if self.usd is not None:
+            roles = ", ".join(f"{role} ${usd:.4f}" for role, usd in self.usd.items())
+            lines.append(f"LLM spend ${sum(self.usd.values()):.4f}" + (f" ({roles})" if roles else ""))
         if self.best.mean is None:
             lines.append(f"best by mean: candidate {self.best.id}, not evaluated yet")
         else:
@@ -453,11 +458,14 @@ def polca(
     progress: bool = True,
     on_iteration: Callable[[SearchState], None] | None = None,
     extra_log: Callable[[], dict[str, Any]] | None = None,
+    llm: Any = None,
 ) -> RunResult:
     """Run POLCA until the budget is spent; resume automatically from `run_dir` if it has a checkpoint.
 
     `embedder=None` (or eps=0) disables the eps-Net; `summarizer=None` disables the summary.
     `extra_log` adds a JSON-able dict (e.g. an LLM ledger snapshot) to each iteration's checkpoint.
+    `llm` (the LLMClient the roles use, or its Ledger) enforces `Budget.max_usd` and puts the run's
+    USD in the result; a USD stop ends the run cleanly before the call that could pass the limit.
     """
     config.validated(problem)
     if config.eps > 0 and embedder is None:
@@ -488,8 +496,10 @@ def polca(
         if not log_.events:
             log_.emit({"type": "start", **meta, "seed_params": dict(problem.seed_params)})
 
+    spend = RunSpend(config.budget, llm, log_.directory)
     bar = _progress_bar(config.budget, state, enabled=progress)
     stop_reason = exhausted(config.budget, state.spent)
+    spend.install()
     try:
         while stop_reason is None:
             started = time.perf_counter()
@@ -506,30 +516,42 @@ def polca(
                 if extra_log is not None:
                     payload["extra"] = extra_log()
                 log_.save_checkpoint(payload)
+                spend.save()
             if on_iteration is not None:
                 on_iteration(state)
             _advance(bar, config.budget, before, state)
             stop_reason = exhausted(config.budget, state.spent)
         reevaluated, spent = final_reevaluation(state, problem, config, seed=seed, log_=log_, executor=exec_)
+    except BudgetExhausted as exc:
+        # A clean stop before the call that could pass a USD limit. As after a kill, the last
+        # checkpoint is the state; the events since then replay (their LLM replies are cached, so
+        # a resumed run with a larger budget pays for none of them again).
+        stop_reason, reevaluated, spent = exc.limit, (), state.spent
+        log_.emit({"type": "stopped", "reason": exc.limit, "message": str(exc), "step": state.iteration,
+                   "usd": spend.by_role()})
     except FatalError as exc:
         # Nothing is saved here: the last checkpoint stays the state to resume from, and the events
         # logged since then become its replay table (this "stopped" event is not replayed).
         error = f"{type(exc).__name__}: {exc}"
         log_.emit({"type": "stopped", "reason": "fatal_error", "error": error, "step": state.iteration})
-        exc.result = _result(state, state.spent, "fatal_error", (), log_, config, embedder_name, error=error)
+        exc.result = _result(state, state.spent, "fatal_error", (), log_, config, embedder_name, error=error,
+                             usd=spend.by_role())
         raise
     finally:
+        spend.remove()
+        spend.save()
         if bar is not None:
             bar.close()
-    return _result(state, spent, stop_reason, reevaluated, log_, config, embedder_name)
+    return _result(state, spent, stop_reason, reevaluated, log_, config, embedder_name, usd=spend.by_role())
 
 
 def _result(state: SearchState, spent: Spent, stop_reason: str, reevaluated: tuple, log_: RunLog,
-            config: PolcaConfig, embedder_name: str | None, *, error: str | None = None) -> RunResult:
+            config: PolcaConfig, embedder_name: str | None, *, error: str | None = None,
+            usd: dict[str, float] | None = None) -> RunResult:
     best = best_by_mean(state.memory)
     assert best is not None
     return RunResult(best, state.memory, state.history, spent, stop_reason, state.context,
-                     list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated, error)
+                     list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated, error, usd)
 
 
 def _ids_hash(examples: Sequence[Example] | None) -> str:
