@@ -459,6 +459,7 @@ def polca(
     on_iteration: Callable[[SearchState], None] | None = None,
     extra_log: Callable[[], dict[str, Any]] | None = None,
     llm: Any = None,
+    confirm: Callable[[Any], bool] | None = None,
 ) -> RunResult:
     """Run POLCA until the budget is spent; resume automatically from `run_dir` if it has a checkpoint.
 
@@ -466,6 +467,8 @@ def polca(
     `extra_log` adds a JSON-able dict (e.g. an LLM ledger snapshot) to each iteration's checkpoint.
     `llm` (the LLMClient the roles use, or its Ledger) enforces `Budget.max_usd` and puts the run's
     USD in the result; a USD stop ends the run cleanly before the call that could pass the limit.
+    `confirm` (e.g. `preview.confirm_below(50)`) is shown the projected cost (`preview.preview_run`,
+    one dry iteration through `llm`) before anything runs; False raises `preview.RunRefused`.
     """
     config.validated(problem)
     if config.eps > 0 and embedder is None:
@@ -476,6 +479,9 @@ def polca(
                          "use_summarizer=False")
     if run_dir is None or not (Path(run_dir) / CHECKPOINT).exists():
         check_first_exploration(config)  # a fresh run: refuse a budget that cannot pay for anything
+    if confirm is not None:
+        _confirm_cost(problem, proposer, config, llm=llm, summarizer=summarizer, embedder=embedder, seed=seed,
+                      confirm=confirm)
     exec_ = as_executor(executor)
     log_ = RunLog(Path(run_dir) if run_dir is not None else None)
     embedder_name = getattr(embedder, "name", None) if embedder is not None else None
@@ -543,6 +549,18 @@ def polca(
         if bar is not None:
             bar.close()
     return _result(state, spent, stop_reason, reevaluated, log_, config, embedder_name, usd=spend.by_role())
+
+
+def _confirm_cost(problem: Problem, proposer: Proposer, config: PolcaConfig, *, llm: Any, summarizer: Any,
+                  embedder: Any, seed: int, confirm: Callable[[Any], bool]) -> None:
+    from .preview import RunRefused, preview_run  # noqa: PLC0415 - preview runs polca itself
+
+    if llm is None:
+        raise ValueError("confirm= needs llm=<the LLMClient the roles use>: the preview runs one dry iteration on it")
+    preview = preview_run(problem, proposer, config, llm=llm, summarizer=summarizer, embedder=embedder, seed=seed)
+    if not confirm(preview):
+        raise RunRefused(f"confirm refused to start the run: projected ${preview.usd():,.2f} for "
+                         f"{preview.requests:,} LLM calls on {preview.model}", preview)
 
 
 def _result(state: SearchState, spent: Spent, stop_reason: str, reevaluated: tuple, log_: RunLog,

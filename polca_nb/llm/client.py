@@ -16,6 +16,7 @@ reply cache key ignores them), the effort and a thinking allowance for models th
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -24,7 +25,7 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -333,6 +334,21 @@ def estimate_prompt_tokens(request: Mapping[str, Any]) -> int:
     return len(text) // 3 + 1
 
 
+@dataclass
+class DryRequest:
+    """One request a dry run would have sent: its role, prompt size and output allowance."""
+
+    role: str
+    prompt_tokens: int
+    prefix_tokens: int       # system prompt + tools: what prompt caching can serve from the cache
+    max_tokens: int          # as sent (thinking allowance included)
+    cached: bool             # the reply cache already holds it: free in a real run
+    prefix_key: str = ""     # identifies the prefix (equal prefixes share one cache entry at the endpoint)
+
+
+DRY_REPLY = "(dry run: no LLM was called)"
+
+
 class LLMClient:
     """The `LLM` protocol over `anthropic.Anthropic(...).messages.create`.
 
@@ -402,6 +418,22 @@ class LLMClient:
         self._sdk_lock = threading.Lock()
         self._sdk: Any = None
         self._sdk_url: str | None = None
+        self._dry: list[DryRequest] | None = None
+        self._dry_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[list[DryRequest]]:
+        """Within the block nothing is sent, cached or billed: each request is recorded (prompt size
+        estimated from its characters) and answered with DRY_REPLY. Used to preview a run's cost."""
+        with self._dry_lock:
+            if self._dry is not None:
+                raise RuntimeError("dry_run() blocks do not nest")
+            self._dry = []
+        try:
+            yield self._dry
+        finally:
+            with self._dry_lock:
+                self._dry = None
 
     # -- the LLM protocol ------------------------------------------------------------------------
     def complete(
@@ -441,6 +473,15 @@ class LLMClient:
             request["endpoint"] = self.cache_namespace
         key = request_key(request)
         started = time.perf_counter()
+        dry = self._dry
+        if dry is not None:
+            body = self.request_body(request)
+            prefix = {"system": request["system"], "tools": request["tools"]}
+            with self._dry_lock:
+                dry.append(DryRequest(role, estimate_prompt_tokens(request), estimate_prompt_tokens(prefix),
+                                      body["max_tokens"], self.cache is not None and key in self.cache,
+                                      request_key(prefix)))
+            return LLMReply(text=DRY_REPLY, content=({"type": "text", "text": DRY_REPLY},), model=self.model)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None and isinstance(hit.get("reply"), Mapping):
