@@ -234,6 +234,13 @@ def test_paper_call_counts_and_cost():
     assert estimate.usd["task"] == pytest.approx(expected_task)
     assert estimate.total_usd == pytest.approx(expected_task + 3 * 500 * (2000 * 3 + 500 * 15) / 1e6
                                                + 3 * 100 * (3000 * 3 + 300 * 15) / 1e6)
+    # Prompt caching: of each 5 test repeats, 1 pays in full, 1 writes (1.25x) and 3 read (0.1x).
+    tokens = {"task": (1000, 10), "proposer": (2000, 500), "summarizer": (3000, 300)}
+    cached = hq.estimate_cost(paper, tokens, Price(3.0, 15.0), caching=True)
+    test_groups = 3 * 11 * 100
+    saving = test_groups * 1000 * (5 * 3.0 - (3.0 + 3.75 + 3 * 0.3)) / 1e6
+    assert cached.usd["task"] == pytest.approx(expected_task - saving)
+    assert cached.usd["proposer"] == estimate.usd["proposer"]
     with pytest.raises(ValueError, match="lacks roles"):
         hq.estimate_cost(paper, {"task": (1, 1)}, Price(1.0, 1.0))
 

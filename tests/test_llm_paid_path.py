@@ -242,3 +242,13 @@ def test_stale_temp_files_of_killed_writers_are_cleaned_on_the_first_write(tmp_p
     os.utime(stale, (old, old))
     LLMCache(tmp_path).put("ef" * 32, {"reply": "x"})
     assert not stale.exists() and fresh.exists()
+
+
+def test_a_repeated_one_shot_prompt_gets_a_breakpoint_from_its_second_send_on():
+    fake = Recorder()
+    client = LLMClient(model="claude-haiku-4-5", create=fake, cache=None)
+    for sample_id in range(3):  # e.g. a test set evaluated 3 times: same prompt, new samples
+        client.complete(system="s", messages=USER, role="task", sample_id=sample_id)
+    client.complete(system="s", messages=[{"role": "user", "content": "Another question."}], role="task")
+    marked = ["cache_control" in json.dumps(call["messages"]) for call in fake.calls]
+    assert marked == [False, True, True, False]

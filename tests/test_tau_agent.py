@@ -465,6 +465,13 @@ def test_cost_model_counts_the_most_episodes_a_preset_can_run():
     assert cost["task"] == pytest.approx(agent_calls * (6500 * 3 + 80 * 15) / 1e6)
     assert cost["total"] == pytest.approx(sum(v for k, v in cost.items() if k != "total"))
     assert model.usd(paper.with_(use_summarizer=False), price)["summarizer"] == 0.0
+    # With prompt caching each agent call writes its ~550 new tokens and reads the rest; each
+    # episode's first call also writes the wiki and instructions.
+    cached = model.usd(paper, price, caching=True)
+    per_call = (550 * 3.75 + (6500 - 550) * 0.3 + 80 * 15) / 1e6
+    first = 1400 * (3.75 - 0.3) / 1e6
+    assert cached["task"] == pytest.approx(model.episodes(paper) * (12 * per_call + first))
+    assert cached["proposer"] == cost["proposer"] and cached["total"] < cost["total"] / 2
 
 
 def test_tool_mode_through_the_real_client_sends_well_formed_messages_api_requests(data):

@@ -608,13 +608,21 @@ class CostEstimate:
 
 
 def estimate_cost(preset: HotpotPreset, tokens_per_request: Mapping[str, tuple[float, float]],
-                  price: Price) -> CostEstimate:
+                  price: Price, *, caching: bool = False) -> CostEstimate:
     """Cost of running `preset` (all seeds) when each request of a role uses the given
-    (input, output) tokens; roles missing from `tokens_per_request` raise ValueError."""
+    (input, output) tokens; roles missing from `tokens_per_request` raise ValueError.
+
+    `caching`: Claude's prompt caching as the client applies it. The task prompt is one user
+    message that starts with the candidate's instructions, so only a prompt sent again can be read
+    from the cache: the test repeats (each program x question `test_repeats` times) pay the first
+    send in full, write the second and read the rest. Exploration and validation prompts are
+    one-offs, and the proposer's and summarizer's system prompts are under the 512-token minimum.
+    """
     calls = {role: n * len(preset.seeds) for role, n in max_calls_per_seed(preset).items()}
     missing = [role for role, n in calls.items() if n and role not in tokens_per_request]
     if missing:
         raise ValueError(f"tokens_per_request lacks roles {missing}; it has {sorted(tokens_per_request)}")
+    test_calls = (preset.iterations // preset.test_every + 1) * preset.n_examples * preset.test_repeats * len(preset.seeds)
     inputs, outputs, usd = {}, {}, {}
     for role, n in calls.items():
         tin, tout = tokens_per_request.get(role, (0.0, 0.0))
@@ -622,6 +630,12 @@ def estimate_cost(preset: HotpotPreset, tokens_per_request: Mapping[str, tuple[f
             raise ValueError(f"tokens_per_request[{role!r}] must be two numbers >= 0, got {(tin, tout)!r}")
         inputs[role], outputs[role] = n * tin, n * tout
         usd[role] = (inputs[role] * price.input_per_mtok + outputs[role] * price.output_per_mtok) / 1e6
+        if caching and role == TASK_ROLE and preset.test_repeats >= 2:
+            groups = test_calls / preset.test_repeats
+            full_price = test_calls * tin * price.input_per_mtok
+            cached = groups * tin * (price.input_per_mtok + price.cache_write_per_mtok
+                                     + (preset.test_repeats - 2) * price.cache_read_per_mtok)
+            usd[role] -= (full_price - cached) / 1e6
     return CostEstimate(calls, inputs, outputs, usd)
 
 

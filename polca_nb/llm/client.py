@@ -299,10 +299,12 @@ CACHEABLE_BLOCKS = frozenset({"text", "image", "document", "tool_use", "tool_res
 """Content blocks that can carry cache_control (thinking blocks cannot)."""
 
 
-def mark_cache_breakpoints(body: dict[str, Any]) -> dict[str, Any]:
+def mark_cache_breakpoints(body: dict[str, Any], *, repeated: bool = False) -> dict[str, Any]:
     """The request body with prompt-cache breakpoints (at most 3 of the 4 allowed): the system
-    prompt, the last tool, and in a conversation (3+ messages) the last cacheable block of the last
-    message, so the next turn reads the whole conversation so far from the cache."""
+    prompt, the last tool, and the last cacheable block of the last message in a conversation (3+
+    messages: the next turn reads the whole conversation so far from the cache) or in a prompt sent
+    again (`repeated`: resamples, test repeats, re-evaluations read it instead of paying it again).
+    A one-off prompt's messages are not marked: a cache write costs 1.25x and would never be read."""
     out = dict(body)
     if out.get("system"):
         out["system"] = [_with_cache_control(out["system"])]
@@ -311,7 +313,7 @@ def mark_cache_breakpoints(body: dict[str, Any]) -> dict[str, Any]:
         tools[-1] = _with_cache_control(tools[-1])
         out["tools"] = tools
     messages = out["messages"]
-    if len(messages) >= 3:
+    if len(messages) >= 3 or repeated:
         last = dict(messages[-1])
         content = last.get("content")
         if isinstance(content, str) and content:
@@ -420,6 +422,8 @@ class LLMClient:
         self._sdk_url: str | None = None
         self._dry: list[DryRequest] | None = None
         self._dry_lock = threading.Lock()
+        self._seen_prompts: dict[str, float] = {}  # prompt key -> last sent (monotonic s), oldest first
+        self._seen_lock = threading.Lock()
 
     @contextlib.contextmanager
     def dry_run(self) -> Iterator[list[DryRequest]]:
@@ -489,7 +493,7 @@ class LLMClient:
                 self.ledger.record_cache_hit(role, latency_s=latency)
                 return _reply(hit["reply"], cached=True, latency_s=latency)
 
-        body = self.request_body(request)
+        body = self.request_body(request, repeated=self._repeated_prompt(request))
         self.ledger.check_spend(role, self.price.cost(estimate_prompt_tokens(request), body["max_tokens"]))
         fields, latency, retries = self._call_with_retries(body, role, started)
         if self.cache is not None:
@@ -506,7 +510,21 @@ class LLMClient:
         return _reply(fields, cached=False, latency_s=latency)
 
     # -- internals -------------------------------------------------------------------------------
-    def request_body(self, request: Mapping[str, Any]) -> dict[str, Any]:
+    def _repeated_prompt(self, request: Mapping[str, Any]) -> bool:
+        """True when this prompt (all but sample_id and max_tokens) was sent within the endpoint's
+        cache lifetime: then its messages get a breakpoint, so this and later repeats read it."""
+        if not self.options.prompt_caching:
+            return False
+        key = request_key({k: request.get(k) for k in ("model", "system", "messages", "tools", "options")})
+        now = time.monotonic()
+        with self._seen_lock:
+            seen = self._seen_prompts.pop(key, None)
+            self._seen_prompts[key] = now
+            while len(self._seen_prompts) > config.SEEN_PROMPTS_KEPT:
+                self._seen_prompts.pop(next(iter(self._seen_prompts)))
+        return seen is not None and now - seen < config.PROMPT_CACHE_TTL_S
+
+    def request_body(self, request: Mapping[str, Any], *, repeated: bool = False) -> dict[str, Any]:
         """The keyword arguments for `messages.create` of a canonical request: what is sent."""
         max_tokens = request["max_tokens"] + self.options.thinking_allowance
         if self.spec is not None:
@@ -525,7 +543,7 @@ class LLMClient:
         if self.options.effort is not None:
             kwargs["output_config"] = {"effort": self.options.effort}
         if self.options.prompt_caching:
-            kwargs = mark_cache_breakpoints(kwargs)
+            kwargs = mark_cache_breakpoints(kwargs, repeated=repeated)
         # anthropic>=2 has no temperature kwarg; extra_body reaches the endpoints that take one.
         extra: dict[str, Any] = {}
         if request["temperature"] is not None:

@@ -183,6 +183,11 @@ def price_for(model: str) -> Price:
     return FREE
 
 
+PROMPT_CACHE_TTL_S = 300.0
+"""Lifetime of an Anthropic prompt-cache entry (5 minutes, refreshed on each read)."""
+SEEN_PROMPTS_KEPT = 4096
+"""Prompts remembered to detect repeats (oldest forgotten first)."""
+
 EFFORT = "low"
 """`output_config.effort` sent to models that take it. The paper's runs used models without
 thinking; the lowest effort keeps thinking (billed as output) closest to that."""
