@@ -29,7 +29,9 @@ What it enforces, for the `anthropic-version` the request carries (the installed
   without its tool_use; requests holding tool blocks must define `tools`;
 - thinking: replies of thinking models start with signed thinking blocks (HMAC); a block passed back must
   carry a valid signature, and the thinking blocks of a reply whose tool calls are being answered must be
-  passed back unchanged in that assistant turn;
+  passed back unchanged in that assistant turn; on models with preserved thinking (Fable 5.1 onward) a
+  block is valid only after the same system prompt, tools and earlier turns it was generated after;
+- the prompt (crude count) must fit the model's context window;
 - `cache_control`: `{"type": "ephemeral"}` with optional ttl "5m" | "1h", only on tools, system text blocks
   and message content blocks (plus the top-level automatic form), at most 4, no 1h after a 5m one.
 
@@ -85,7 +87,9 @@ class ModelSpec:
     thinking: "off" (only when asked for), "on" (by default, may be turned off), "always" (cannot be off).
     thinking_types: the accepted `thinking.type` values. effort: the default `output_config.effort`,
     None when the model takes no effort parameter. fixed_sampling: rejects non-default temperature /
-    top_p / top_k on every API version. forced_tools: accepts tool_choice any/tool.
+    top_p / top_k on every API version. forced_tools: accepts tool_choice any/tool. preserved_thinking
+    (Fable 5.1 onward): a thinking block passed back is valid only if nothing before it (system, tools,
+    earlier messages) changed since it was generated.
     """
 
     id: str
@@ -97,6 +101,7 @@ class ModelSpec:
     fixed_sampling: bool = False
     prefill: bool = True
     forced_tools: bool = True
+    preserved_thinking: bool = False  # thinking blocks are bound to the prefix they were generated after
     context: int = 200_000
     aliases: tuple[str, ...] = ()
     guess: tuple[str, ...] = ()
@@ -109,12 +114,13 @@ def _spec(id: str, **kw: Any) -> ModelSpec:
 
 _FIVE_ALWAYS = dict(max_output=128_000, min_cache_tokens=512, thinking="always", thinking_types={"adaptive"},
                     fixed_sampling=True, prefill=False, forced_tools=False, context=1_000_000)
+_PRESERVED = dict(_FIVE_ALWAYS, preserved_thinking=True)
 
 MODELS: dict[str, ModelSpec] = {s.id: s for s in [
-    _spec("claude-fable-5-2", effort="high", guess=("min_cache_tokens",), **_FIVE_ALWAYS),
-    _spec("claude-mythos-5-2", effort="high", guess=("min_cache_tokens",), **_FIVE_ALWAYS),
-    _spec("claude-fable-5-1", effort="high", **_FIVE_ALWAYS),
-    _spec("claude-mythos-5-1", effort="high", **_FIVE_ALWAYS),
+    _spec("claude-fable-5-2", effort="high", guess=("min_cache_tokens",), **_PRESERVED),
+    _spec("claude-mythos-5-2", effort="high", guess=("min_cache_tokens",), **_PRESERVED),
+    _spec("claude-fable-5-1", effort="high", **_PRESERVED),
+    _spec("claude-mythos-5-1", effort="high", **_PRESERVED),
     _spec("claude-opus-5-5", effort="medium", **_FIVE_ALWAYS),
     _spec("claude-sonnet-5-5", max_output=128_000, min_cache_tokens=512, thinking="on",
           thinking_types={"adaptive", "between_tools"}, effort="high", fixed_sampling=True, prefill=False,
@@ -317,16 +323,28 @@ class Validator:
     """The rules; stateful only through `issued` (the replies this server sent, by tool_use id) and
     the signing key."""
 
-    def __init__(self, secret: bytes, issued: Mapping[str, list[dict[str, Any]]]) -> None:
+    def __init__(self, secret: bytes, issued: Mapping[str, list[dict[str, Any]]],
+                 bindings: Mapping[str, str]) -> None:
         self.secret = secret
         self.issued = issued
+        self.bindings = bindings  # signature -> digest of the prefix the block was generated after
+        self._nonces = itertools.count(1)
 
-    def sign(self, thinking: str) -> str:
-        digest = hmac.new(self.secret, thinking.encode("utf-8"), hashlib.sha256).digest()
-        return base64.b64encode(b"sig1" + digest).decode("ascii")
+    def sign(self, thinking: str, nonce: bytes | None = None) -> str:
+        nonce = nonce if nonce is not None else next(self._nonces).to_bytes(8, "big")
+        digest = hmac.new(self.secret, nonce + thinking.encode("utf-8"), hashlib.sha256).digest()
+        return base64.b64encode(b"sig2" + nonce + digest).decode("ascii")
 
     def signature_ok(self, thinking: str, signature: str) -> bool:
-        return isinstance(signature, str) and hmac.compare_digest(self.sign(thinking), signature)
+        if not isinstance(signature, str):
+            return False
+        try:
+            raw = base64.b64decode(signature.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            return False
+        if len(raw) != 4 + 8 + 32 or not raw.startswith(b"sig2"):
+            return False
+        return hmac.compare_digest(self.sign(thinking, raw[4:12]), signature)
 
     # -- entry point ----------------------------------------------------------------------------------
     def check(self, headers: Mapping[str, str], body: Any, *, count_tokens: bool = False) -> Checked:
@@ -387,7 +405,7 @@ class Validator:
         if "cache_control" in body:
             self._cache_control(body["cache_control"], "cache_control", breakpoints)
         self._breakpoints(breakpoints)
-        self._conversation(turns, spec, thinking_mode, bool(tool_names))
+        self._conversation(body, turns, spec, thinking_mode, bool(tool_names))
         budget = 0
         if thinking_mode != "off":
             budget = THINKING_TOKENS_BY_EFFORT[effort or "high"]
@@ -396,8 +414,12 @@ class Validator:
             if thinking_mode == "between_tools" and not any(b.get("type") == "tool_result"
                                                             for b in turns[-1]["content"]):
                 budget = 0  # up-front thinking is off: the model thinks only between tool calls
-        return Checked(body, spec, version, turns, thinking_mode, budget,
-                       bool(body.get("stream")) and not count_tokens)
+        checked = Checked(body, spec, version, turns, thinking_mode, budget,
+                          bool(body.get("stream")) and not count_tokens)
+        prompt = sum(count for _, count, _ in prompt_items(checked))
+        if prompt > spec.context:
+            raise invalid(f"prompt is too long: {prompt} tokens > {spec.context} maximum")
+        return checked
 
     # -- parts ----------------------------------------------------------------------------------------
     @staticmethod
@@ -660,7 +682,8 @@ class Validator:
                 turns.append({"role": role, "content": list(blocks), "located": located, "messages": [i]})
         return turns
 
-    def _conversation(self, turns: list[dict[str, Any]], spec: ModelSpec, thinking_mode: str, has_tools: bool) -> None:
+    def _conversation(self, body: Mapping[str, Any], turns: list[dict[str, Any]], spec: ModelSpec,
+                      thinking_mode: str, has_tools: bool) -> None:
         if turns[0]["role"] != "user":
             raise invalid('messages: first message must use the "user" role')
         if any(b.get("type") in ("tool_use", "tool_result") for t in turns for b in t["content"]) and not has_tools:
@@ -710,6 +733,21 @@ class Validator:
                     raise invalid(f"{where}: tool_result blocks must come FIRST in the content array of the user "
                                   f"message; any text must come after all tool results (found {seen_other} first)")
         self._thinking_passed_back(turns)
+        if spec.preserved_thinking:
+            self._thinking_bound_to_prefix(body, turns)
+
+    def _thinking_bound_to_prefix(self, body: Mapping[str, Any], turns: list[dict[str, Any]]) -> None:
+        """Preserved thinking: every thinking block this server signed must follow the same system prompt,
+        tools and earlier turns as when it was generated (the default prefix_mismatch_behavior: reject)."""
+        for k, turn in enumerate(turns):
+            if turn["role"] != "assistant":
+                continue
+            for i, j, block in turn["located"]:
+                bound = self.bindings.get(block.get("signature", "")) if block.get("type") == "thinking" else None
+                if bound is not None and bound != prefix_digest(body, turns[:k]):
+                    raise invalid(f"messages.{i}.content.{j}: the thinking block does not match the conversation "
+                                  "it was generated in: the system prompt, tools or an earlier message changed "
+                                  "since (thinking.block_binding.prefix_mismatch_behavior)")
 
     def _thinking_passed_back(self, turns: list[dict[str, Any]]) -> None:
         """The last assistant turn whose tool calls the final user turn answers must carry the thinking blocks
@@ -743,6 +781,17 @@ class Validator:
                 raise invalid(f"messages.{turn['messages'][0]}: thinking blocks must come before the `tool_use` "
                               "blocks of their turn")
             return
+
+
+def prefix_digest(body: Mapping[str, Any], turns: Sequence[Mapping[str, Any]]) -> str:
+    """What a thinking block is bound to: system prompt, tools and the turns before it, without
+    cache_control (a moved breakpoint changes no content)."""
+    system = body.get("system") or ""
+    if isinstance(system, str):
+        system = [{"type": "text", "text": system}] if system else []
+    payload = {"system": _strip_cache_control(system), "tools": _strip_cache_control(body.get("tools") or []),
+               "turns": [{"role": t["role"], "content": _strip_cache_control(t["content"])} for t in turns]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 # --- token counting and prompt caching ----------------------------------------------------------------
@@ -873,7 +922,8 @@ class MessagesAPIServer:
         self.requests: list[LoggedRequest] = []
         self.cache = PromptCache()
         self._issued: dict[str, list[dict[str, Any]]] = {}
-        self.validator = Validator(secret, self._issued)
+        self._bindings: dict[str, str] = {}
+        self.validator = Validator(secret, self._issued, self._bindings)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._accepted = 0
@@ -1064,6 +1114,8 @@ class MessagesAPIServer:
             for block in content:
                 if block["type"] == "tool_use":
                     self._issued[block["id"]] = copy.deepcopy(content)
+                elif block["type"] == "thinking":
+                    self._bindings[block["signature"]] = prefix_digest(body, checked.turns)
         return message
 
     def models_listing(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from polca_nb.types import Candidate, Evaluation, Example, Rollout
 MODELS_UNDER_TEST = list(dict.fromkeys([DEFAULT_CLAUDE_MODEL, "claude-sonnet-5", "claude-haiku-4-5"]))
 """The package's default, a legacy model that thinks by default, and one that thinks only when asked."""
 THINKING_MODELS_UNDER_TEST = list(dict.fromkeys(
-    [m for m in (DEFAULT_CLAUDE_MODEL, "claude-sonnet-5", "claude-opus-5-5") if m in MODELS
+    [m for m in (DEFAULT_CLAUDE_MODEL, "claude-sonnet-5", "claude-opus-5-5", "claude-fable-5-2") if m in MODELS
      and MODELS[m].thinking != "off"]))
 
 PROPOSER_SYSTEM = LLMProposer(None, max_tokens=1, temperature=0.0).system_prompt

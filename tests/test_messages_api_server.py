@@ -247,6 +247,33 @@ def test_thinking_blocks_must_come_back_unchanged_with_the_tool_calls():
         assert "cache_control: Extra inputs are not permitted" in error_of(_continue(api, cached, ids))[2]
 
 
+def test_preserved_thinking_blocks_are_bound_to_the_conversation_before_them():
+    """Fable 5.1 onward: a passed-back block is valid only after the same system, tools and earlier turns."""
+    with MessagesAPIServer(script=lambda r: [ToolUse("lookup", {"q": "a"})]) as api:
+        def ask(model, system, content):
+            messages = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": content},
+                        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": content[-1]["id"],
+                                                      "content": "x"}]}]
+            return post(api, {**body(model, tools=[TOOL], system=system), "max_tokens": 4000, "messages": messages})
+
+        for model, binds in (("claude-fable-5-1", True), (THINKER, False)):
+            first = post(api, {**body(model, tools=[TOOL], system="Be brief."), "max_tokens": 4000})[1]["content"]
+            assert ask(model, [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+                       first)[0] == 200  # the same prefix, another breakpoint
+            changed = ask(model, "Be very brief.", first)
+            if binds:
+                assert "does not match the conversation" in error_of(changed)[2]
+            else:
+                assert changed[0] == 200
+
+
+def test_a_prompt_longer_than_the_context_window_is_rejected(api):
+    long = [{"role": "user", "content": "word " * 170_000}]
+    assert "prompt is too long" in error_of(post(api, {**body(), "messages": long}))[2]
+    assert post(api, {**body("claude-sonnet-4-6"), "messages": [{"role": "user", "content": "word " * 150_000}]}
+                )[0] == 200
+
+
 @pytest.mark.parametrize("model, thinking, fragment", [
     ("claude-opus-5-5", {"type": "disabled"}, '"thinking.type.disabled" is not supported for this model.'),
     ("claude-sonnet-5", {"type": "enabled", "budget_tokens": 2000}, '"thinking.type.enabled" is not supported'),
