@@ -534,7 +534,7 @@ class LLMClient:
             "max_tokens": max_tokens,
             "messages": copy.deepcopy(request["messages"]),
         }
-        if request["system"]:
+        if request["system"].strip():  # a blank system prompt is a blank text block to the API: rejected
             kwargs["system"] = request["system"]
         if request["tools"]:
             kwargs["tools"] = copy.deepcopy(request["tools"])
