@@ -85,7 +85,8 @@ def run_episode(data: RetailData, task: Task, agent: TauAgent, user: UserSimulat
         system = agent.system_prompt(instructions)
         state = reset(data, task, user, max_steps=max_steps)
         episode.opening = state.first_observation
-        episode.messages = [{"role": "user", "content": state.first_observation or "(the customer said nothing)"}]
+        opening = state.first_observation if state.first_observation.strip() else "(the customer said nothing)"
+        episode.messages = [{"role": "user", "content": opening}]  # the Messages API rejects blank text
         while not state.done:
             decision = agent.act(system, episode.messages, seed)
             episode.steps.append(decision)
