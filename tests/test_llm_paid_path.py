@@ -252,3 +252,10 @@ def test_a_repeated_one_shot_prompt_gets_a_breakpoint_from_its_second_send_on():
     client.complete(system="s", messages=[{"role": "user", "content": "Another question."}], role="task")
     marked = ["cache_control" in json.dumps(call["messages"]) for call in fake.calls]
     assert marked == [False, True, True, False]
+
+
+def test_the_attempt_timeout_grows_with_max_tokens():
+    client = LLMClient(model="claude-haiku-4-5", create=Recorder(), cache=None)
+    # The SDK's own estimate for an 8,192-token reply is ~230 s; a flat 120 s timed such replies out.
+    assert client.timeout_for(8192) > 3600 * 8192 / 128_000
+    assert client.timeout_for(24) == pytest.approx(config.CALL_TIMEOUT_S, abs=1)
