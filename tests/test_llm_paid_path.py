@@ -259,3 +259,12 @@ def test_the_attempt_timeout_grows_with_max_tokens():
     # The SDK's own estimate for an 8,192-token reply is ~230 s; a flat 120 s timed such replies out.
     assert client.timeout_for(8192) > 3600 * 8192 / 128_000
     assert client.timeout_for(24) == pytest.approx(config.CALL_TIMEOUT_S, abs=1)
+
+
+def test_the_installed_sdk_sends_the_api_version_the_request_rules_are_written_for():
+    import anthropic
+    from anthropic._constants import ANTHROPIC_API_VERSION
+
+    assert ANTHROPIC_API_VERSION == config.ANTHROPIC_API_VERSION, (
+        f"anthropic {anthropic.__version__} sends API version {ANTHROPIC_API_VERSION}: re-check BackendOptions "
+        "and tests/messages_api_server.py against that version's documented rules, then update the pin")
