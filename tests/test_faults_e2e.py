@@ -17,12 +17,15 @@ and per kind the proxy's kinds map onto the ledger's (429, 529, 500, connection,
 
 from __future__ import annotations
 
+import http.server
 import json
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -34,11 +37,12 @@ import pytest
 from fault_proxy import KINDS, FaultProxy
 from polca_nb.benchmarks.short_answer import ShortAnswerEvaluator, short_answer_problem
 from polca_nb.budget import Budget
-from polca_nb.llm import LLMCache, LLMClient, Ledger, LocalServer, RetryPolicy, ServerSettings, config
+from polca_nb.llm import LLMCache, LLMClient, LLMError, Ledger, LocalServer, RetryPolicy, ServerSettings, config
 from polca_nb.roles import LLMProposer, LLMSummarizer
 from polca_nb.runner import PolcaConfig, RunResult, polca
 
 ROOT = Path(__file__).resolve().parents[1]
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 FAULT_RATE = 0.3
 PROXY_SEED = 12
@@ -234,10 +238,77 @@ def test_an_llm_failure_inside_an_evaluation_is_an_error_not_a_zero_score_progra
     assert not list((tmp_path / "cache").rglob("*.json"))           # nothing failed was cached
 
 
+# --- the proxy itself, against a fake upstream (no llama-server) -----------------------------------
+
+class _FakeMessages(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "fake",
+                           "content": [{"type": "text", "text": "Paris"}], "stop_reason": "end_turn",
+                           "usage": {"input_tokens": 3, "output_tokens": 1}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_upstream():
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FakeMessages)
+    thread = threading.Thread(target=upstream.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{upstream.server_address[1]}"
+    upstream.shutdown()
+    upstream.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_injected_fault_reaches_the_client_as_its_kind(fake_upstream, tmp_path, kind):
+    with FaultProxy(fake_upstream, rate=1.0, kinds=(kind,), seed=0) as proxy:
+        llm = make_client(proxy.url, tmp_path, timeout_s=0.5, retry=replace(RETRY, max_attempts=1))
+        try:
+            with pytest.raises(LLMError):
+                llm.complete(system="", messages=QUESTION, role="task", max_tokens=4)
+        finally:
+            llm.close()
+        assert proxy.stats.injected == {kind: 1} and proxy.stats.forwarded == 0
+        if kind == "stall":  # the client hung up at its timeout, and the stalled handler saw it
+            deadline = time.monotonic() + 5
+            while proxy.stats.stall_abandoned == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert proxy.stats.stall_abandoned == 1
+    assert llm.ledger.faults() == {LEDGER_KIND[kind]: 1}
+
+
+def test_a_reset_is_a_real_tcp_rst(fake_upstream):
+    """SO_LINGER 0: the client reads ECONNRESET, not an orderly end of stream."""
+    with FaultProxy(fake_upstream, rate=1.0, kinds=("reset",)) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            with pytest.raises(ConnectionResetError):
+                while sock.recv(4096):
+                    pass
+
+
+def test_the_proxy_forwards_at_rate_zero_and_shuts_down(fake_upstream, tmp_path):
+    with FaultProxy(fake_upstream, rate=0.0) as proxy:
+        llm = make_client(proxy.url, tmp_path)
+        try:
+            assert llm.complete(system="", messages=QUESTION, role="task", max_tokens=4).text == "Paris"
+        finally:
+            llm.close()
+        port = proxy.port
+        assert proxy.stats.forwarded == proxy.stats.delivered == 1 and proxy.stats.delivered_texts == ["Paris"]
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
 # --- (d) three processes, one cache, the same request -----------------------------------------------
-
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-
 
 def _same_request(cache_dir: str, index: int, barrier, results) -> None:
     """One process of the race: a fake SDK call that answers after 0.3 s * index with its own text."""
