@@ -16,6 +16,10 @@ from .budget import Budget
 from .llm.ledger import Ledger, SpendLimit
 
 SPEND_FILE = "usd.json"
+LLM_USAGE_FILE = "llm_usage.json"
+"""The ledger's snapshot (calls, tokens, cache hits, retries, faults by kind, latency) at the last
+checkpoint or stop of this session: faults and retries vary from run to run, so they live here and
+not in events.jsonl, which a rerun with a warm cache reproduces byte for byte."""
 
 
 def ledger_of(llm: Any) -> Ledger | None:
@@ -72,5 +76,9 @@ class RunSpend:
 
     def save(self) -> None:
         spent = self.by_role()
-        if spent is not None:
-            save_spend(self.run_dir, spent)
+        if spent is None or self.run_dir is None:
+            return
+        save_spend(self.run_dir, spent)
+        tmp = self.run_dir / f".{LLM_USAGE_FILE}.tmp"
+        tmp.write_text(json.dumps(self.ledger.snapshot(), sort_keys=True, indent=1))
+        os.replace(tmp, self.run_dir / LLM_USAGE_FILE)

@@ -71,6 +71,8 @@ def test_a_usd_budget_stops_cleanly_and_a_resumed_run_continues_the_same_spend(t
     assert stop["reason"] == "max_usd" and stop["usd"] == first.usd
     assert "stopped by max_usd" in first.summary() and "LLM spend $" in first.summary()
     assert json.loads((tmp_path / "run" / "usd.json").read_text())["usd_by_role"] == first.usd
+    usage = json.loads((tmp_path / "run" / "llm_usage.json").read_text())
+    assert usage["usage"]["total"]["calls"] == llm.ledger.total().calls and usage["faults"] == {}
 
     # Same limit again: the run has already spent it, so it stops at once without a paid call.
     again_transport = Transport()
