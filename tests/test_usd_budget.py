@@ -26,12 +26,16 @@ def reply_for(body):
     prompt = json.dumps(body["messages"])
     if "<summary>" in prompt or "summar" in json.dumps(body.get("system", "")).lower():
         text = "<summary>Be brief.</summary>"
-    elif body["messages"][0]["content"].startswith("Q:"):
+    elif json.dumps(body["messages"][0]["content"]).lstrip('["{').startswith("Q:") or "Q: " in json.dumps(
+            body["messages"][0]["content"])[:40]:
         text = "Paris"
     else:
         text = f'<param name="prompt">Answer in one word (variant {len(prompt) % 97}).</param>'
+    # Usage as a real endpoint reports it: ~4 characters per token, never more than max_tokens out.
+    prompt_tokens = len(json.dumps([body.get("system"), body["messages"]])) // 4
     return {"type": "message", "role": "assistant", "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn", "usage": {"input_tokens": 400, "output_tokens": 150}}
+            "stop_reason": "end_turn", "usage": {"input_tokens": prompt_tokens,
+                                                  "output_tokens": min(150, body["max_tokens"])}}
 
 
 class Transport:

@@ -494,8 +494,12 @@ class LLMClient:
                 return _reply(hit["reply"], cached=True, latency_s=latency)
 
         body = self.request_body(request, repeated=self._repeated_prompt(request))
-        self.ledger.check_spend(role, self.price.cost(estimate_prompt_tokens(request), body["max_tokens"]))
-        fields, latency, retries = self._call_with_retries(body, role, started)
+        worst_case = self.price.cost(estimate_prompt_tokens(request), body["max_tokens"])
+        self.ledger.check_spend(role, worst_case)
+        try:
+            fields, latency, retries = self._call_with_retries(body, role, started)
+        finally:
+            self.ledger.release_spend(role, worst_case)
         if self.cache is not None:
             stored = self.cache.put(key, {"request": request, "reply": fields, "latency_s": latency})
             if isinstance(stored.get("reply"), Mapping):

@@ -79,6 +79,7 @@ class Ledger:
         self._latency: dict[str, float] = {}
         self._faults: dict[str, int] = {}
         self._limits: list[SpendLimit] = []
+        self._reserved: dict[str, float] = {}  # worst-case USD of calls in flight, by role
         self._lock = threading.Lock()
 
     # -- spend limits ----------------------------------------------------------------------------
@@ -108,20 +109,32 @@ class Ledger:
 
     def check_spend(self, role: str, projected_usd: float) -> None:
         """Raise BudgetExhausted if a call costing up to `projected_usd` for `role` could exceed an
-        installed limit. Called before every live call."""
+        installed limit; otherwise reserve that amount until `release_spend` (calls in flight on
+        other threads count, so concurrent calls cannot pass a limit together). Called before every
+        live call."""
         with self._lock:
             for limit in self._limits:
                 spent = self._spent_under(limit)
-                total = sum(spent.values())
+                pending = self._reserved
+                total = sum(spent.values()) + sum(pending.values())
                 if limit.max_usd is not None and total + projected_usd > limit.max_usd:
                     raise BudgetExhausted(
-                        f"max_usd: spent ${total:.4f} of ${limit.max_usd:g}; the next {role} call could cost up "
-                        f"to ${projected_usd:.4f}", limit="max_usd")
+                        f"max_usd: spent ${total:.4f} of ${limit.max_usd:g} (calls in flight included); the next "
+                        f"{role} call could cost up to ${projected_usd:.4f}", limit="max_usd")
                 cap = dict(limit.max_usd_by_role).get(role)
-                if cap is not None and spent.get(role, 0.0) + projected_usd > cap:
+                mine = spent.get(role, 0.0) + pending.get(role, 0.0)
+                if cap is not None and mine + projected_usd > cap:
                     raise BudgetExhausted(
-                        f"max_usd[{role}]: spent ${spent.get(role, 0.0):.4f} of ${cap:g}; the next call could cost up "
+                        f"max_usd[{role}]: spent ${mine:.4f} of ${cap:g}; the next call could cost up "
                         f"to ${projected_usd:.4f}", limit=f"max_usd[{role}]")
+            if self._limits:
+                self._reserved[role] = self._reserved.get(role, 0.0) + projected_usd
+
+    def release_spend(self, role: str, projected_usd: float) -> None:
+        """End the reservation `check_spend` made (the call was recorded, or failed)."""
+        with self._lock:
+            if role in self._reserved:
+                self._reserved[role] = max(0.0, self._reserved[role] - projected_usd)
 
     def record_fault(self, role: str, kind: str) -> None:
         """One failed attempt (retried or not), by kind: "429", "529", "500", "timeout",
