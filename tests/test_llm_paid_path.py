@@ -268,3 +268,13 @@ def test_the_installed_sdk_sends_the_api_version_the_request_rules_are_written_f
     assert ANTHROPIC_API_VERSION == config.ANTHROPIC_API_VERSION, (
         f"anthropic {anthropic.__version__} sends API version {ANTHROPIC_API_VERSION}: re-check BackendOptions "
         "and tests/messages_api_server.py against that version's documented rules, then update the pin")
+
+
+def test_calls_in_flight_count_against_a_usd_limit():
+    ledger = Ledger()
+    ledger.install_limit(SpendLimit(max_usd=0.001))
+    ledger.check_spend("task", 0.0006)          # in flight on one thread
+    with pytest.raises(BudgetExhausted):
+        ledger.check_spend("task", 0.0006)      # a second one could pass the limit together with it
+    ledger.release_spend("task", 0.0006)
+    ledger.check_spend("task", 0.0006)
