@@ -122,3 +122,17 @@ def test_a_rejected_request_stops_the_run_at_the_first_call_with_the_api_message
     result = info.value.result
     assert result.stop_reason == "fatal_error" and "invalid_request_error" in result.summary()
     assert not any(e.get("type") == "evaluation" for e in result.events)
+
+
+def test_a_missing_model_binary_stops_the_run_at_the_first_call(tmp_path, monkeypatch):
+    from polca_nb.llm import LocalServer, LocalServerError
+    from polca_nb.llm import config as llm_config
+
+    monkeypatch.setenv(llm_config.ENV_LLAMA_SERVER, str(tmp_path / "no-such-llama-server"))
+    llm = LLMClient(model=llm_config.LOCAL_MODEL_NAME, server=LocalServer(), cache=None)
+    config = PolcaConfig(Budget(max_metric_calls=40), num_candidates=2, batch_size=2)
+    with pytest.raises(LocalServerError, match="no-such-llama-server") as info:
+        polca(make_problem(llm), LLMProposer(llm, max_tokens=300, temperature=0.7), config,
+              embedder=CharNgramEmbedder(), summarizer=LLMSummarizer(llm), progress=False)
+    assert isinstance(info.value, FatalError)
+    assert info.value.result.stop_reason == "fatal_error" and not info.value.result.history
