@@ -84,8 +84,10 @@ def run_method(
     executor: Executor | int | None = None,
     progress: bool = True,
     extra_log: Callable[[], dict[str, Any]] | None = None,
+    llm: Any = None,
 ) -> RunResult:
     """Run one method on a problem; a summarizer the method does not use is not passed on.
+    `llm` (the roles' client) enforces a `Budget.max_usd` and records the run's spend.
 
     The embedder is passed on even without the eps-Net (eps = 0): it then only measures proposal
     distances (logged, reported by `RunResult.epsnet`), so every arm shows what eps would have done.
@@ -94,7 +96,7 @@ def run_method(
     config = m.configure(base_config)
     return polca(problem, proposer, config, embedder=embedder,
                  summarizer=summarizer if config.use_summarizer else None, seed=seed, run_dir=run_dir,
-                 executor=executor, progress=progress, extra_log=extra_log)
+                 executor=executor, progress=progress, extra_log=extra_log, llm=llm)
 
 
 def returned_id(method: str | Method, stats: IterationStats) -> int:

@@ -23,13 +23,12 @@ not in events.jsonl, which a rerun with a warm cache reproduces byte for byte.""
 
 
 def ledger_of(llm: Any) -> Ledger | None:
-    """The ledger of an LLM client (or a Ledger itself); None for None."""
+    """The ledger of an LLM client (or a Ledger itself); None for None or an LLM without one (a
+    scripted fake): then nothing is billed, and a USD limit is refused by RunSpend."""
     if llm is None or isinstance(llm, Ledger):
         return llm
     ledger = getattr(llm, "ledger", None)
-    if not isinstance(ledger, Ledger):
-        raise TypeError(f"llm must be an LLMClient (with a .ledger) or a Ledger, got {type(llm).__name__}")
-    return ledger
+    return ledger if isinstance(ledger, Ledger) else None
 
 
 def carried_spend(run_dir: Path | None) -> dict[str, float]:
@@ -55,7 +54,8 @@ class RunSpend:
         self.ledger = ledger_of(llm)
         if budget.limits_usd and self.ledger is None:
             raise ValueError(f"Budget.max_usd={budget.max_usd!r} / max_usd_by_role={dict(budget.max_usd_by_role)!r} "
-                             "needs the LLM that makes the calls: pass llm=<your LLMClient> to polca()")
+                             f"needs the LLM that makes the calls: pass llm=<your LLMClient> to polca() "
+                             f"(got {type(llm).__name__ if llm is not None else 'none'}, which keeps no ledger)")
         self.run_dir = run_dir
         self.limit = SpendLimit(budget.max_usd, dict(budget.max_usd_by_role), carried_spend(run_dir))
 

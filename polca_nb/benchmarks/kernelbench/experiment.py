@@ -227,7 +227,7 @@ def run_task(
     started = time.perf_counter()
     result = polca(problem, proposer, setup.polca_config(), embedder=embedder if setup.eps > 0 else None,
                    summarizer=summarizer, seed=seed, run_dir=run_dir, progress=progress,
-                   extra_log=_ledger_snapshot(llm))
+                   extra_log=_ledger_snapshot(llm), llm=llm)
     seconds = time.perf_counter() - started
     after = evaluator.counts() if isinstance(evaluator, ScreenedKernelEvaluator) else {}
     counts = {k: after[k] - before.get(k, 0) for k in after}
