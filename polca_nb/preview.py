@@ -157,7 +157,7 @@ def preview_run(problem: Any, proposer: Any, config: Any, *, llm: Any, summarize
     if config.test_every and problem.testset:
         extra_calls += (iterations // config.test_every) * len(problem.testset) * config.test_repeats
     if config.final_reevaluation:
-        from .runner import reevaluation_examples  # noqa: PLC0415
+        from .problem import reevaluation_examples  # noqa: PLC0415
 
         extra_calls += (config.final_reevaluation * len(reevaluation_examples(problem, config.final_reevaluation_set))
                         * config.final_reevaluation_repeats)

@@ -3,33 +3,27 @@
     result = polca(problem, proposer, PolcaConfig(...), seed=0, run_dir="runs/x")
 
 A run directory gives an append-only event log and a per-iteration checkpoint; calling `polca` again
-with the same directory resumes where the run stopped, repeating no logged evaluation.
+with the same directory resumes where the run stopped, repeating no logged evaluation. `Problem` and
+`PolcaConfig` live in `problem`, the state and result types in `state` (re-exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
-
-import numpy as np
+from typing import Any, Callable, Sequence
 
 from .budget import Budget, Spent, exhausted, remaining_metric_calls
 from .errors import BudgetExhausted, FatalError
-from .memory import Memory, PriorityRule, ScoreRange, best_by_mean, make_priority, pop_top_k, push
-from .protocols import Embedder, Evaluator, Executor, Proposer, Summarizer, as_executor
+from .memory import Memory, best_by_mean, make_priority, pop_top_k, push
+from .problem import PolcaConfig, Problem, ReevaluationSet, problem_fingerprint, reevaluation_examples
+from .protocols import Embedder, Executor, Proposer, Summarizer, as_executor
 from .runlog import CHECKPOINT, REPLAY, RunLog, read_events
-from .epsnet import EpsNetReport, epsnet_report
-from .spend import RunSpend
-from .sampling import SUMMARY_SAMPLERS, EpochSampler, SummarySampler, next_batch
+from .sampling import next_batch
 from .search import (
-    EVALUATION_ERRORS,
-    EvaluationErrors,
     evaluate_on,
     exploration_batches,
     explore,
@@ -40,299 +34,24 @@ from .search import (
     summarize,
     validate,
 )
-from .types import Candidate, Example, Params, params_key
+from .spend import RunSpend
+from .state import (
+    REEVALUATION_STREAM,
+    SUMMARY_PREFIX,
+    TEST_STREAM,
+    IterationStats,
+    RunResult,
+    SearchState,
+    derived_rng,
+    initial_state,
+)
+from .types import Candidate, params_key
+
+__all__ = ["IterationStats", "PolcaConfig", "Problem", "ReevaluationSet", "RunResult", "SearchState", "derived_rng",
+           "final_reevaluation", "initial_state", "iterate", "polca", "problem_fingerprint", "reevaluation_examples",
+           "REEVALUATION_STREAM", "SUMMARY_PREFIX", "TEST_STREAM"]
 
 logger = logging.getLogger(__name__)
-
-ReevaluationSet = Literal["validation", "test", "train"]
-
-# Stream ids for Generators derived from the run's seed: evaluations outside the search (test curve,
-# final re-evaluation) must never change what the search itself draws.
-TEST_STREAM = 1
-REEVALUATION_STREAM = 2
-
-
-def derived_rng(seed: int, stream: int) -> np.random.Generator:
-    """An independent Generator for one purpose of a run (a fixed function of (seed, stream))."""
-    return np.random.default_rng([int(seed), int(stream)])
-
-SUMMARY_PREFIX = (
-    "Concrete recommendations for generating better parameters based on successful patterns "
-    "observed in the trajectories: "
-)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What to optimize: seed parameters, data, and the evaluator (score + feedback per example).
-
-    `valset` defaults to the training set and `score_range` bounds every score (needed by UCB).
-    """
-
-    name: str
-    seed_params: Params
-    trainset: Sequence[Example]
-    evaluator: Evaluator
-    valset: Sequence[Example] | None = None
-    testset: Sequence[Example] | None = None
-    score_range: ScoreRange | None = (0.0, 1.0)
-    objective: str = ""
-
-    @property
-    def validation_examples(self) -> Sequence[Example]:
-        return self.trainset if self.valset is None else self.valset
-
-    def examples_by_id(self) -> dict[str, Example]:
-        out: dict[str, Example] = {}
-        for ds in (self.trainset, self.valset or (), self.testset or ()):
-            out.update({ex.id: ex for ex in ds})
-        return out
-
-
-@dataclass(frozen=True)
-class PolcaConfig:
-    """The knobs of the paper's loop (defaults: the paper's HotpotQA / tau-bench setting)."""
-
-    budget: Budget
-    num_candidates: int = 5          # K: candidates explored per iteration
-    batch_size: int = 2              # b: training examples per sub-batch
-    num_batches: int = 1             # m: sub-batches per explored candidate
-    num_proposals: int = 1           # P: proposals per (candidate, sub-batch)
-    # Validation batch shared by this round's admitted proposals. None: b*m after the num_batches
-    # scaling, as the paper's code; an int fixes it (a named deviation).
-    validation_batch_size: int | None = None
-    eps: float = 0.1                 # eps-Net radius; 0 disables (meaningful only per embedder)
-    priority: str | PriorityRule = "mean"
-    ucb_c: float = 1.0
-    use_summarizer: bool = True
-    summary_sampler: SummarySampler = "incremental"   # or "experiment" (paper-era: 20 random, afresh)
-    summary_max_candidates: int | None = None         # None: the sampler's published 5 / 20
-    # The paper evaluates a proposal identical to its parent (the eps-Net rejects it when eps > 0);
-    # True drops exact copies before the eps-Net, a deliberate deviation.
-    drop_identical_proposals: bool = False
-    test_every: int | None = None    # evaluate the best-by-mean on the test set every N iterations
-    test_repeats: int = 1
-    # Winner's-curse correction after the search: re-score the top-k by mean on a whole set and also
-    # return the best of them; its metric calls are a budget line of their own.
-    final_reevaluation: int | None = None
-    final_reevaluation_set: ReevaluationSet = "validation"
-    final_reevaluation_repeats: int = 1
-    # An LLM failure inside an evaluation is an evaluation *error*, not a failing program. "zero" keeps
-    # it as a score-0 (range minimum) rollout flagged with `error`; "exclude" keeps it out of the
-    # candidate's history and means (still logged, still a metric call).
-    evaluation_errors: EvaluationErrors = "zero"
-
-    def validated(self, problem: Problem) -> "PolcaConfig":
-        """Raise ValueError naming the bad field before any evaluation happens."""
-        checks = [
-            ("num_candidates", self.num_candidates >= 1),
-            ("batch_size", self.batch_size >= 1),
-            ("num_batches", self.num_batches >= 1),
-            ("num_proposals", self.num_proposals >= 1),
-            ("validation_batch_size", self.validation_batch_size is None or self.validation_batch_size >= 1),
-            ("eps", isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0),
-            ("test_repeats", self.test_repeats >= 1),
-            ("test_every", self.test_every is None or self.test_every >= 1),
-            ("summary_sampler", self.summary_sampler in SUMMARY_SAMPLERS),
-            ("summary_max_candidates", self.summary_max_candidates is None or self.summary_max_candidates >= 1),
-            ("final_reevaluation", self.final_reevaluation is None or self.final_reevaluation >= 1),
-            ("final_reevaluation_set", self.final_reevaluation_set in ("validation", "test", "train")),
-            ("final_reevaluation_repeats", self.final_reevaluation_repeats >= 1),
-            ("evaluation_errors", self.evaluation_errors in EVALUATION_ERRORS),
-        ]
-        for name, ok in checks:
-            if not ok:
-                raise ValueError(f"PolcaConfig.{name} is invalid: {getattr(self, name)!r}")
-        if not problem.seed_params:
-            raise ValueError("Problem.seed_params is empty: give at least one parameter to optimize")
-        # Batches larger than a set are fine: they walk the set epoch by epoch (sampling.next_batch).
-        if len(problem.trainset) == 0:
-            raise ValueError("Problem.trainset is empty")
-        if len(problem.validation_examples) == 0:
-            raise ValueError("Problem.valset is empty")
-        if self.test_every is not None and not problem.testset:
-            raise ValueError("PolcaConfig.test_every is set but Problem.testset is empty")
-        if self.final_reevaluation is not None and not reevaluation_examples(problem, self.final_reevaluation_set):
-            raise ValueError(f"PolcaConfig.final_reevaluation_set is {self.final_reevaluation_set!r} but that set "
-                             "of the problem is empty")
-        make_priority(self.priority, problem.score_range, self.ucb_c)  # raises for ucb without a range
-        return self
-
-    def validation_batch(self, num_batches: int) -> int:
-        """Examples in the shared validation batch when exploration used `num_batches` sub-batches."""
-        return self.validation_batch_size or self.batch_size * num_batches
-
-    def fingerprint(self) -> str:
-        """Identifies the settings a checkpoint was made with (resume refuses a different config)."""
-        d = asdict(self)
-        d["priority"] = self.priority if isinstance(self.priority, str) else getattr(self.priority, "name", "custom")
-        d.pop("budget")  # a resumed run may extend its budget
-        # Fields added after run dirs existed enter only when set to a non-default value, so those
-        # run dirs keep resuming.
-        for name, default in _LATER_FIELDS.items():
-            if d.get(name) == default:
-                d.pop(name)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-
-_LATER_FIELDS: dict[str, Any] = {"evaluation_errors": "zero"}
-
-
-@dataclass(frozen=True)
-class IterationStats:
-    """One row of the best-so-far curve."""
-
-    iteration: int
-    metric_calls: int
-    best_id: int
-    best_mean: float | None
-    best_n: int
-    memory_size: int
-    admitted: int
-    rejected: int
-    newest_id: int
-    test_score: float | None = None
-    explore_examples: int = 0        # distinct examples in the shared exploration minibatch
-    identical_evaluated: int = 0     # validated proposals identical to their parent
-    evaluation_errors: int = 0       # evaluations of this iteration with an evaluation error (all sources)
-
-
-@dataclass
-class SearchState:
-    """Everything the loop carries between iterations (and what a checkpoint stores)."""
-
-    iteration: int
-    memory: Memory
-    context: str
-    next_id: int
-    spent: Spent
-    rng: np.random.Generator
-    history: list[IterationStats] = field(default_factory=list)
-    test_rng: np.random.Generator = field(default_factory=np.random.default_rng)
-    train_sampler: EpochSampler = EpochSampler()
-    val_sampler: EpochSampler = EpochSampler()
-    summarized_ids: frozenset[int] = frozenset()
-
-    def to_checkpoint(self) -> dict[str, Any]:
-        return {
-            "iteration": self.iteration,
-            "memory": [c.to_dict() for c in self.memory],
-            "context": self.context,
-            "next_id": self.next_id,
-            "spent": asdict(self.spent),
-            "rng": self.rng.bit_generator.state,
-            "test_rng": self.test_rng.bit_generator.state,
-            "train_sampler": self.train_sampler.to_dict(),
-            "val_sampler": self.val_sampler.to_dict(),
-            "summarized_ids": sorted(self.summarized_ids),
-            "history": [dict(vars(h)) for h in self.history],
-        }
-
-    @classmethod
-    def from_checkpoint(cls, d: dict[str, Any]) -> "SearchState":
-        def restored(state: dict[str, Any]) -> np.random.Generator:
-            rng = np.random.default_rng()
-            rng.bit_generator.state = state
-            return rng
-
-        return cls(
-            iteration=int(d["iteration"]),
-            memory=Memory({c["id"]: Candidate.from_dict(c) for c in d["memory"]}),
-            context=d["context"],
-            next_id=int(d["next_id"]),
-            spent=Spent(**d["spent"]),
-            rng=restored(d["rng"]),
-            history=[IterationStats(**h) for h in d["history"]],
-            test_rng=restored(d["test_rng"]),
-            train_sampler=EpochSampler.from_dict(d["train_sampler"]),
-            val_sampler=EpochSampler.from_dict(d["val_sampler"]),
-            summarized_ids=frozenset(int(i) for i in d["summarized_ids"]),
-        )
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """The outcome: best-by-mean candidate, the final memory, the curve and where the log is.
-
-    With `final_reevaluation`, `reevaluated` holds the top-k by mean with their fresh scores (best
-    first) and `best_reevaluated` the winner of those; `best` stays the best by mean.
-    """
-
-    best: Candidate
-    memory: Memory
-    history: list[IterationStats]
-    spent: Spent
-    stop_reason: str
-    context: str
-    events: list[dict[str, Any]]
-    run_dir: Path | None = None
-    eps: float = 0.0
-    embedder: str | None = None
-    reevaluated: tuple[tuple[Candidate, float], ...] = ()
-    error: str | None = None         # "<Type>: <message>" of the fatal error that stopped the run
-    usd: dict[str, float] | None = None  # USD of live LLM calls by role, whole run (with polca(llm=...))
-
-    @property
-    def evaluation_errors(self) -> int:
-        """Evaluations that could not be carried out (an LLM failure inside them), all sources."""
-        return sum(1 for e in self.events if e.get("type") == "evaluation" and e.get("error"))
-
-    @property
-    def best_reevaluated(self) -> Candidate | None:
-        return self.reevaluated[0][0] if self.reevaluated else None
-
-    @property
-    def epsnet(self) -> EpsNetReport:
-        """Rejection rate and proposal distances of this run (eps means something only per embedder)."""
-        return epsnet_report(self.events, self.eps, self.embedder)
-
-    def summary(self) -> str:
-        """A few lines for people: best program, budget lines, eps-Net behaviour, re-evaluation."""
-        lines = [f"stopped by {self.stop_reason} after {len(self.history)} iterations; "
-                 f"metric calls {self.spent.metric_calls} (search), {self.spent.test_calls} (test curve), "
-                 f"{self.spent.reevaluation_calls} (final re-evaluation)"]
-        if self.error is not None:
-            lines.append(f"fatal error: {self.error}")
-        if self.usd is not None:
-            roles = ", ".join(f"{role} ${usd:.4f}" for role, usd in self.usd.items())
-            lines.append(f"LLM spend ${sum(self.usd.values()):.4f}" + (f" ({roles})" if roles else ""))
-        if self.best.mean is None:
-            lines.append(f"best by mean: candidate {self.best.id}, not evaluated yet")
-        else:
-            lines.append(f"best by mean: candidate {self.best.id}, mean {self.best.mean:.3f} over {self.best.n} "
-                         "rollouts")
-        lines.append(str(self.epsnet))
-        identical = sum(h.identical_evaluated for h in self.history)
-        lines.append(f"proposals identical to their parent that were evaluated: {identical}")
-        lines.append(f"evaluation errors (an LLM call failed inside the evaluation; not program failures): "
-                     f"{self.evaluation_errors}")
-        if self.reevaluated:
-            top = self.reevaluated[0]
-            lines.append(f"best after re-evaluating the top {len(self.reevaluated)}: candidate {top[0].id}, "
-                         f"fresh score {_fmt(top[1])} (its search mean {_fmt(top[0].mean)})")
-        return "\n".join(lines)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def initial_state(problem: Problem, seed: int) -> SearchState:
-    """Memory holds only the seed program, unevaluated (so it is explored first)."""
-    seed_candidate = Candidate(0, dict(problem.seed_params), None, 0)
-    return SearchState(0, Memory({0: seed_candidate}), SUMMARY_PREFIX, 1, Spent(), np.random.default_rng(seed),
-                       test_rng=derived_rng(seed, TEST_STREAM))
-
-
-def reevaluation_examples(problem: Problem, which: str) -> Sequence[Example]:
-    """The set named by `PolcaConfig.final_reevaluation_set`."""
-    if which == "validation":
-        return problem.validation_examples
-    if which == "test":
-        return problem.testset or ()
-    if which == "train":
-        return problem.trainset
-    raise ValueError(f"final_reevaluation_set must be 'validation', 'test' or 'train', got {which!r}")
 
 
 def iterate(
@@ -570,23 +289,6 @@ def _result(state: SearchState, spent: Spent, stop_reason: str, reevaluated: tup
     assert best is not None
     return RunResult(best, state.memory, state.history, spent, stop_reason, state.context,
                      list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated, error, usd)
-
-
-def _ids_hash(examples: Sequence[Example] | None) -> str:
-    ids = [str(ex.id) for ex in (examples or ())]
-    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16]
-
-
-def problem_fingerprint(problem: Problem) -> dict[str, Any]:
-    """What a checkpoint must share with the problem it resumes: hashes of the seed parameters and of
-    the example ids (in order) of each set, and the score range."""
-    return {
-        "seed_params": hashlib.sha256(params_key(problem.seed_params).encode()).hexdigest()[:16],
-        "trainset": _ids_hash(problem.trainset),
-        "valset": _ids_hash(problem.validation_examples),
-        "testset": _ids_hash(problem.testset),
-        "score_range": None if problem.score_range is None else [float(v) for v in problem.score_range],
-    }
 
 
 _META_LABELS = {"problem": "the problem name", "config": "the PolcaConfig settings (fingerprint)",

@@ -20,7 +20,7 @@ import logging
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -31,17 +31,11 @@ from .memory import ScoreRange
 from .protocols import Embedder, Evaluator, Executor, Proposer, SerialExecutor, Summarizer
 from .runlog import RunLog
 from .sampling import SummarySampler, sample_summary_candidates
-from .types import Candidate, Evaluation, Example, Params, Rollout, Source, params_key, render_params
+from .types import (EVALUATION_ERRORS, SEED_BOUND, Candidate, Evaluation, EvaluationErrors, Example, Params,
+                    Rollout, Source, params_key, render_params)
 
 log = logging.getLogger(__name__)
 
-SEED_BOUND = 2**31 - 1
-
-EvaluationErrors = Literal["zero", "exclude"]
-"""What becomes of an evaluation *error* (an LLM failure inside an evaluation, not a bad program):
-"zero" keeps it as a score-0 rollout flagged with `error`; "exclude" keeps it out of the candidate's
-history (it is still logged and still a metric call)."""
-EVALUATION_ERRORS: tuple[str, ...] = ("zero", "exclude")
 
 
 @dataclass(frozen=True)

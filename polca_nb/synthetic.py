@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from .protocols import Evaluator
-from .runner import Problem
+from .problem import Problem
 from .types import Candidate, Evaluation, Example, Params, Rollout
 
 SKILLS = ("cite", "verify", "concise", "units", "format", "steps", "examples", "check")

@@ -19,6 +19,15 @@ Params = dict[str, str]
 
 Source = Literal["explore", "validate", "test", "reevaluate"]
 
+SEED_BOUND = 2**31 - 1
+"""Evaluation and LLM-sample seeds are drawn from [0, SEED_BOUND): they fit every backend's int32 seed."""
+
+EvaluationErrors = Literal["zero", "exclude"]
+"""What becomes of an evaluation *error* (an LLM failure inside an evaluation, not a bad program):
+"zero" keeps it as a score-0 rollout flagged with `error`; "exclude" keeps it out of the candidate's
+history (it is still logged and still a metric call)."""
+EVALUATION_ERRORS: tuple[str, ...] = ("zero", "exclude")
+
 
 @dataclass(frozen=True)
 class Example:

@@ -18,7 +18,7 @@ from ..budget import Budget
 from ..llm.base import LLM
 from ..plots import plot_score_curves
 from ..protocols import Embedder
-from ..runner import PolcaConfig, Problem
+from ..problem import PolcaConfig, Problem
 from .compare import Comparison, compare_methods, mean_best_so_far, running_best
 
 ABLATION_METHODS = ("polca-vanilla", "polca+epsnet", "polca+summarizer", "polca")

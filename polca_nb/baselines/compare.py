@@ -20,7 +20,7 @@ import numpy as np
 from ..llm.base import LLM
 from ..methods import CurvePoint
 from ..protocols import Embedder
-from ..runner import PolcaConfig, Problem
+from ..problem import PolcaConfig, Problem
 from ..types import Params, params_key
 from .accounting import MethodResult, held_out_score
 from .registry import ALL_METHODS, run_baseline

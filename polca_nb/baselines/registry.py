@@ -20,7 +20,7 @@ from ..budget import Budget
 from ..llm.base import LLM
 from ..methods import METHODS, get_method, run_method
 from ..protocols import Embedder, Executor, Proposer, Summarizer
-from ..runner import PolcaConfig, Problem
+from ..problem import PolcaConfig, Problem
 from .accounting import MeteredEvaluator, MethodResult, RoleCountingLLM, from_run_result
 
 PEERS = ("gepa", "openevolve")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..llm.base import LLM
-from ..runner import Problem
+from ..problem import Problem
 from ..types import Evaluation, Example, Params
 
 SEED_INSTRUCTIONS = "Answer the question."

@@ -20,7 +20,7 @@ from typing import Literal
 from ...protocols import Evaluator
 from ...roles.parsing import ParsedUpdate
 from ...roles.proposer import LLMProposer
-from ...runner import Problem
+from ...problem import Problem
 from ...types import Evaluation, Example, Params
 from . import feedback as fb
 from .evaluate import PARAM_NAME

@@ -27,7 +27,7 @@ from ...llm.base import LLM
 from ...llm.client import LLMError
 from ...llm.config import Price
 from ...roles import LLMProposer, LLMSummarizer
-from ...runner import PolcaConfig, Problem
+from ...problem import PolcaConfig, Problem
 from ...search import exploration_batches
 from ...types import Evaluation, Example, Params
 from .agent import TauAgent
