@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import polca_nb
 import polca_nb.embedders
 import polca_nb.llm
 from polca_nb.embedders import CharNgramEmbedder
@@ -36,6 +37,7 @@ def test_the_readme_own_problem_example_runs(tmp_path, monkeypatch, capsys):
     llm = ScriptedLLM(scripted_reply)
     llm.ledger = Ledger()  # what the example prints; the real client has one
     monkeypatch.setattr(polca_nb.llm, "default_client", lambda **kw: llm)
+    monkeypatch.setattr(polca_nb, "default_client", lambda **kw: llm)
     monkeypatch.setattr(polca_nb.embedders, "default_embedder", CharNgramEmbedder)
     monkeypatch.chdir(tmp_path)
 
@@ -50,3 +52,20 @@ def test_the_readme_own_problem_example_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "runs" / "mine" / "checkpoint.json").exists()
     out = capsys.readouterr().out
     assert "stopped by max_metric_calls" in out and str(result.best.params) in out
+
+
+def test_the_readme_example_imports_from_the_package_only():
+    imports = [line for line in readme_example().splitlines() if line.startswith(("import ", "from "))]
+    assert imports and all(line.startswith("from polca_nb import ") for line in imports), imports
+
+
+def test_optimize_needs_exactly_one_of_budget_and_config():
+    import pytest
+
+    from polca_nb import Budget, PolcaConfig, Problem, optimize
+
+    problem = Problem("p", {"prompt": "x"}, [polca_nb.Example("0", None)], lambda p, e, s: polca_nb.Evaluation(1, ""))
+    with pytest.raises(ValueError, match="budget= .* or config="):
+        optimize(problem)
+    with pytest.raises(ValueError, match="not both"):
+        optimize(problem, budget=Budget(max_iterations=1), config=PolcaConfig(Budget(max_iterations=1)))
