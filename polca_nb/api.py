@@ -8,12 +8,14 @@ client and runs POLCA; every part can be replaced by passing it in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .budget import Budget
+from .events import Listener
 from .problem import PolcaConfig, Problem
 from .protocols import Embedder, Executor, Proposer, Summarizer
 from .state import RunResult
+from .stoppers import Stopper
 
 PROPOSER_MAX_TOKENS = 2048
 PROPOSER_TEMPERATURE = 0.7
@@ -33,6 +35,8 @@ def optimize(
     run_dir: str | Path | None = None,
     executor: Executor | int | None = None,
     confirm: Callable[[Any], bool] | None = None,
+    listeners: Sequence[Listener] = (),
+    stoppers: Sequence[Stopper] = (),
     progress: bool = True,
 ) -> RunResult:
     """Run POLCA on `problem` and return its RunResult.
@@ -41,7 +45,8 @@ def optimize(
     defaults to `polca_nb.llm.default_client()` (Claude with $ANTHROPIC_API_KEY, else the embedded
     local model); the proposer, the summarizer (when the config uses one) and the embedder default to
     the package's LLM roles and `default_embedder()`. The client's ledger enforces `Budget.max_usd`;
-    `confirm` (e.g. `preview.confirm_below(20)`) sees the projected cost before anything runs.
+    `confirm` (e.g. `preview.confirm_below(20)`) sees the projected cost before anything runs;
+    `listeners` follow the events live, `stoppers` end the run early (see `polca_nb.runner.polca`).
     """
     if (budget is None) == (config is None):
         raise ValueError("give budget= (the other knobs keep PolcaConfig's defaults) or config=, not both or neither; "
@@ -60,4 +65,5 @@ def optimize(
     if embedder is None:
         embedder = embedders.default_embedder()  # with eps = 0 it only measures proposal distances
     return polca(problem, proposer, config, embedder=embedder, summarizer=summarizer if config.use_summarizer else None,
-                 seed=seed, run_dir=run_dir, executor=executor, progress=progress, llm=llm, confirm=confirm)
+                 seed=seed, run_dir=run_dir, executor=executor, progress=progress, llm=llm, confirm=confirm,
+                 listeners=listeners, stoppers=stoppers)

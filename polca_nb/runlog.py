@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 EVENTS = "events.jsonl"
 CHECKPOINT = "checkpoint.json"
@@ -68,11 +68,19 @@ class RunLog:
     """Event sink with optional persistence and replay.
 
     With `directory=None` events are only kept in memory (notebooks chaining steps by hand).
+    `listeners` are called with each event after it is recorded (see `polca_nb.events`).
     """
 
     directory: Path | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     replay: dict[tuple, dict[str, Any]] = field(default_factory=dict)
+    listeners: list[Callable[[Mapping[str, Any]], None]] = field(default_factory=list)
+
+    def subscribe(self, listener: Callable[[Mapping[str, Any]], None]) -> None:
+        """Call `listener(event)` for every event emitted from now on."""
+        if not callable(listener):
+            raise TypeError(f"a listener must be callable, got {type(listener).__name__}")
+        self.listeners.append(listener)
 
     def __post_init__(self) -> None:
         if self.directory is not None:
@@ -97,6 +105,8 @@ class RunLog:
         if self.events_path is not None:
             with self.events_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(event, ensure_ascii=False) + "\n")
+        for listener in self.listeners:
+            listener(event)
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Persist the end-of-iteration state together with how many events it covers."""

@@ -34,7 +34,9 @@ from .search import (
     summarize,
     validate,
 )
+from .events import Listener
 from .spend import RunSpend
+from .stoppers import Stopper, first_stop
 from .state import (
     REEVALUATION_STREAM,
     SUMMARY_PREFIX,
@@ -179,6 +181,8 @@ def polca(
     extra_log: Callable[[], dict[str, Any]] | None = None,
     llm: Any = None,
     confirm: Callable[[Any], bool] | None = None,
+    listeners: Sequence[Listener] = (),
+    stoppers: Sequence[Stopper] = (),
 ) -> RunResult:
     """Run POLCA until the budget is spent; resume automatically from `run_dir` if it has a checkpoint.
 
@@ -188,6 +192,8 @@ def polca(
     USD in the result; a USD stop ends the run cleanly before the call that could pass the limit.
     `confirm` (e.g. `preview.confirm_below(50)`) is shown the projected cost (`preview.preview_run`,
     one dry iteration through `llm`) before anything runs; False raises `preview.RunRefused`.
+    `listeners` hear every event as it is logged (`polca_nb.events`); `stoppers` (`polca_nb.stoppers`)
+    end the run after an iteration on what it found, their reason being the stop reason.
     """
     config.validated(problem)
     if config.eps > 0 and embedder is None:
@@ -202,7 +208,7 @@ def polca(
         _confirm_cost(problem, proposer, config, llm=llm, summarizer=summarizer, embedder=embedder, seed=seed,
                       confirm=confirm)
     exec_ = as_executor(executor)
-    log_ = RunLog(Path(run_dir) if run_dir is not None else None)
+    log_ = RunLog(Path(run_dir) if run_dir is not None else None, listeners=list(listeners))
     embedder_name = getattr(embedder, "name", None) if embedder is not None else None
     meta = {"problem": problem.name, "config": config.fingerprint(), "seed": seed, "embedder": embedder_name,
             "problem_data": problem_fingerprint(problem)}
@@ -223,7 +229,9 @@ def polca(
 
     spend = RunSpend(config.budget, llm, log_.directory)
     bar = _progress_bar(config.budget, state, enabled=progress)
-    stop_reason = exhausted(config.budget, state.spent)
+    # A resumed run that a stopper had ended stays ended; a fresh run makes at least one iteration.
+    stop_reason = exhausted(config.budget, state.spent) or (
+        first_stop(stoppers, state) if stoppers and state.history else None)
     spend.install()
     try:
         while stop_reason is None:
@@ -246,6 +254,10 @@ def polca(
                 on_iteration(state)
             _advance(bar, config.budget, before, state)
             stop_reason = exhausted(config.budget, state.spent)
+            if stop_reason is None and stoppers:
+                stop_reason = first_stop(stoppers, state)
+                if stop_reason is not None:
+                    log_.emit({"type": "stopped", "reason": stop_reason, "step": state.iteration})
         reevaluated, spent = final_reevaluation(state, problem, config, seed=seed, log_=log_, executor=exec_)
     except BudgetExhausted as exc:
         # A clean stop before the call that could pass a USD limit. As after a kill, the last
