@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-import polca_nb.theory as theory
+import polca_nb.theory._sim_memory as sim_memory
 from polca_nb.theory import (
     Oracle,
     SearchConfig,
@@ -197,7 +197,7 @@ def test_eps_net_grid_agrees_with_brute_force(monkeypatch: pytest.MonkeyPatch, l
     oracle = Oracle(latent_dim=latent_dim)
     config = SearchConfig(seeds=10, iterations=600, sigma=0.3, eps=0.07)
     with_grid = simulate_polca(oracle, config, rng=3)
-    monkeypatch.setattr(theory, "_GRID_CELL_LIMIT", 0)
+    monkeypatch.setattr(sim_memory, "_GRID_CELL_LIMIT", 0)
     brute = simulate_polca(oracle, config, rng=3)
     np.testing.assert_array_equal(with_grid.memory_size, brute.memory_size)
     np.testing.assert_array_equal(with_grid.selected_mu, brute.selected_mu)

@@ -1,4 +1,4 @@
-"""Figures and summary tables for the theory simulation (`polca_nb.theory`).
+"""Figures and summary tables for the simulated theory runs and sweeps (`polca_nb.theory`).
 
 Every plot function takes simulation results and returns a `matplotlib.figure.Figure` built without
 pyplot, so nothing leaks into global figure state; a notebook shows it by making it the cell's value.
@@ -16,15 +16,10 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .theory import (
-    PolcaRun,
-    PriorityNoiseSweep,
-    Theorem1Sweep,
-    Theorem2Sweep,
-    mean_and_sem,
-    packing_bound,
-    theorem1_slope,
-)
+from .bounds import packing_bound, theorem1_slope
+from .simulator import PolcaRun
+from .stats import mean_and_sem
+from .sweeps import PriorityNoiseSweep, Theorem1Sweep, Theorem2Sweep
 
 __all__ = [
     "plot_theorem1",
