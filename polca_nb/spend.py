@@ -13,22 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .llm.ledger import Ledger, SpendLimit
+from .llm.ledger import SpendLimit, ledger_of  # an LLM without a ledger is not billed (RunSpend refuses a USD limit)
 
 SPEND_FILE = "usd.json"
 LLM_USAGE_FILE = "llm_usage.json"
 """The ledger's snapshot (calls, tokens, cache hits, retries, faults by kind, latency) at the last
 checkpoint or stop of this session: faults and retries vary from run to run, so they live here and
 not in events.jsonl, which a rerun with a warm cache reproduces byte for byte."""
-
-
-def ledger_of(llm: Any) -> Ledger | None:
-    """The ledger of an LLM client (or a Ledger itself); None for None or an LLM without one (a
-    scripted fake): then nothing is billed, and a USD limit is refused by RunSpend."""
-    if llm is None or isinstance(llm, Ledger):
-        return llm
-    ledger = getattr(llm, "ledger", None)
-    return ledger if isinstance(ledger, Ledger) else None
 
 
 def carried_spend(run_dir: Path | None) -> dict[str, float]:

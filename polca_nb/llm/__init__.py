@@ -1,10 +1,11 @@
 """LLM access: one interface (`LLM`), the real anthropic-SDK client, and test doubles."""
 
-from .base import LLM, LLMReply, ScriptedLLM
+from .base import LLM, LedgeredLLM, LLMReply, ScriptedLLM, with_ledger
 from .cache import LLMCache, canonical_request, default_cache_dir, request_key
 from .client import BackendOptions, LLMClient, LLMError, LLMFatalError, RetryPolicy, default_client, resolve_backend
 from .config import DEFAULT_CLAUDE_MODEL, LOCAL_MODEL_NAME, Price, price_for
-from .ledger import Ledger, RoleUsage, SpendLimit
+from .ledger import Ledger, RoleUsage, SpendLimit, ledger_of
+from .usage import RequestUsage, UsageTracker
 from .server import LocalServer, LocalServerError, ServerSettings, shared_server, stop_shared_server
 
 __all__ = [
@@ -18,20 +19,25 @@ __all__ = [
     "LLMReply",
     "LOCAL_MODEL_NAME",
     "Ledger",
+    "LedgeredLLM",
     "SpendLimit",
     "LocalServer",
     "LocalServerError",
     "Price",
+    "RequestUsage",
     "RetryPolicy",
     "RoleUsage",
     "ScriptedLLM",
     "ServerSettings",
+    "UsageTracker",
     "canonical_request",
     "default_cache_dir",
     "default_client",
+    "ledger_of",
     "price_for",
     "request_key",
     "resolve_backend",
     "shared_server",
     "stop_shared_server",
+    "with_ledger",
 ]

@@ -2,8 +2,9 @@
 Anthropic-compatible endpoint, and the embedded local llama-server, through one code path.
 
 Around each call: a reply cache (a warm cache makes zero LLM calls), a per-role ledger with USD
-limits, a concurrency bound, a per-attempt timeout sized from max_tokens, and retries with
-exponential backoff on 429/5xx/connection errors/timeouts/malformed replies. With the embedded
+limits and usage trackers (`client.ledger.track()`: every request, cached ones too), a concurrency
+bound, a per-attempt timeout sized from max_tokens, and retries with exponential backoff on
+429/5xx/connection errors/timeouts/malformed replies. With the embedded
 server, a connection failure restarts the server before the retry. A call that still fails raises
 `LLMError` (the calling role may drop it); a request the endpoint rejects (400/401/403/404...), an
 endpoint that cannot be reached at all, or a missing model binary raises `LLMFatalError`, which
@@ -35,6 +36,7 @@ from .cache import LLMCache, canonical_request, request_key
 from ..errors import FatalError
 from .config import ModelSpec, Price, model_spec, price_for
 from .ledger import Ledger
+from .usage import prompt_chars
 from .server import LocalServer, LocalServerError, shared_server
 
 
@@ -477,6 +479,7 @@ class LLMClient:
             request["endpoint"] = self.cache_namespace
         key = request_key(request)
         started = time.perf_counter()
+        chars = prompt_chars(system, messages)
         dry = self._dry
         if dry is not None:
             body = self.request_body(request)
@@ -491,15 +494,21 @@ class LLMClient:
             if hit is not None and isinstance(hit.get("reply"), Mapping):
                 latency = time.perf_counter() - started
                 self.ledger.record_cache_hit(role, latency_s=latency)
-                return _reply(hit["reply"], cached=True, latency_s=latency)
+                reply = _reply(hit["reply"], cached=True, latency_s=latency)
+                self.ledger.record_request(role, prompt_chars=chars, reply=reply)
+                return reply
 
         body = self.request_body(request, repeated=self._repeated_prompt(request))
         worst_case = self.price.cost(estimate_prompt_tokens(request), body["max_tokens"])
-        self.ledger.check_spend(role, worst_case)
         try:
-            fields, latency, retries = self._call_with_retries(body, role, started)
-        finally:
-            self.ledger.release_spend(role, worst_case)
+            self.ledger.check_spend(role, worst_case)
+            try:
+                fields, latency, retries = self._call_with_retries(body, role, started)
+            finally:
+                self.ledger.release_spend(role, worst_case)
+        except Exception:
+            self.ledger.record_request(role, prompt_chars=chars, reply=None)  # refused or failed: for the trackers
+            raise
         if self.cache is not None:
             stored = self.cache.put(key, {"request": request, "reply": fields, "latency_s": latency})
             if isinstance(stored.get("reply"), Mapping):
@@ -511,7 +520,9 @@ class LLMClient:
                                                     fields.get("cache_write_tokens", 0),
                                                     fields.get("cache_read_tokens", 0)),
                                 latency_s=latency, retries=retries)
-        return _reply(fields, cached=False, latency_s=latency)
+        reply = _reply(fields, cached=False, latency_s=latency)
+        self.ledger.record_request(role, prompt_chars=chars, reply=reply)
+        return reply
 
     # -- internals -------------------------------------------------------------------------------
     def _repeated_prompt(self, request: Mapping[str, Any]) -> bool:

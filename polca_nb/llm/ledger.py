@@ -1,5 +1,6 @@
 """Per-role accounting of LLM use: calls, cache hits, tokens (incl. prompt-cache writes and reads),
-USD, latency, faults; and USD spend limits checked before each live call.
+USD, latency, faults; USD spend limits checked before each live call; and scoped tracking of every
+request, cached ones included (`Ledger.track()`, see `usage.py`).
 
 Counts and spend are kept apart from wall-clock latency and faults: `snapshot()["usage"]` depends
 only on what was asked and what the cache held, so an event log can include it and stay
@@ -13,9 +14,13 @@ import html
 import math
 import threading
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import BudgetExhausted
+from .usage import UsageTracker
+
+if TYPE_CHECKING:
+    from .base import LLMReply
 
 
 @dataclass
@@ -80,7 +85,39 @@ class Ledger:
         self._faults: dict[str, int] = {}
         self._limits: list[SpendLimit] = []
         self._reserved: dict[str, float] = {}  # worst-case USD of calls in flight, by role
+        self._trackers: list[UsageTracker] = []
         self._lock = threading.Lock()
+
+    # -- scoped tracking -------------------------------------------------------------------------
+    def track(self, roles: Iterable[str] | None = None) -> UsageTracker:
+        """An active `UsageTracker` of every request this ledger's clients answer from now on (live or
+        from the reply cache, with the reply's tokens) and every one that fails, per role (only
+        `roles` when given), until `stop()` or the end of a `with` block:
+
+            with client.ledger.track() as usage:
+                ...
+            usage.usage("task").input_tokens
+        """
+        return UsageTracker(self, roles).start()
+
+    def _attach(self, tracker: UsageTracker) -> None:
+        with self._lock:
+            if not tracker.active:
+                self._trackers.append(tracker)
+                tracker.active = True
+
+    def _detach(self, tracker: UsageTracker) -> None:
+        with self._lock:
+            self._trackers = [t for t in self._trackers if t is not tracker]
+            tracker.active = False
+
+    def record_request(self, role: str, *, prompt_chars: int, reply: "LLMReply | None") -> None:
+        """One request a client answered with `reply` (live or cached; None: it failed), for the
+        active trackers. The ledger's own totals are kept by record_call/record_cache_hit/record_error."""
+        with self._lock:
+            trackers = list(self._trackers)
+        for tracker in trackers:
+            tracker.record(role, prompt_chars=prompt_chars, reply=reply)
 
     # -- spend limits ----------------------------------------------------------------------------
     def install_limit(self, limit: SpendLimit) -> SpendLimit:
@@ -250,6 +287,15 @@ class Ledger:
     def __repr__(self) -> str:
         t = self.total()
         return f"Ledger(calls={t.calls}, cache_hits={t.cache_hits}, errors={t.errors}, usd={t.usd:.4f})"
+
+
+def ledger_of(llm: Any) -> Ledger | None:
+    """The ledger of an LLM client (or a Ledger itself); None for None or an LLM without one (a
+    scripted fake without a ledger)."""
+    if llm is None or isinstance(llm, Ledger):
+        return llm
+    ledger = getattr(llm, "ledger", None)
+    return ledger if isinstance(ledger, Ledger) else None
 
 
 def _usage_dict(usage: RoleUsage) -> dict[str, Any]:
