@@ -1,4 +1,4 @@
-"""HotpotQA benchmark: loader, scoring and feedback, prompt format, token meter, cost arithmetic,
+"""HotpotQA benchmark: loader, scoring and feedback, prompt format, token measurement, cost arithmetic,
 downloader format, and a scripted (no server) run of the POLCA loop."""
 
 import hashlib
@@ -11,7 +11,7 @@ import pytest
 
 from polca_nb.benchmarks import hotpotqa as hq
 from polca_nb.data import data_dir
-from polca_nb.llm.base import LLMReply, ScriptedLLM
+from polca_nb.llm.base import LLMReply, ScriptedLLM, with_ledger
 from polca_nb.llm.config import Price
 from polca_nb.types import Example
 
@@ -195,11 +195,9 @@ def test_evaluator_rejects_params_without_meta_instructions():
         hq.HotpotQAEvaluator(ScriptedLLM(replies=["yes"]))({"prompt": "x"}, Example("x", q), seed=0)
 
 
-# --- token meter and cost --------------------------------------------------------------------------
+# --- token measurement and cost -------------------------------------------------------------------
 class TokenCountingLLM:
     """Replies 'ok' and reports 1 input token per 4 prompt characters (cached or not alike)."""
-
-    ledger = "the inner ledger"
 
     def complete(self, *, system, messages, role, max_tokens=1024, temperature=0.0, sample_id=0, tools=None,
                  stop=None):
@@ -207,17 +205,23 @@ class TokenCountingLLM:
         return LLMReply("ok", input_tokens=chars // 4, output_tokens=3, cached=sample_id % 2 == 1)
 
 
-def test_token_meter_counts_every_reply_per_role():
-    meter = hq.TokenMeter(TokenCountingLLM())
+def tracked_llm():
+    """A TokenCountingLLM with a ledger, and a tracker of everything it answers from now on."""
+    llm = with_ledger(TokenCountingLLM())
+    return llm, llm.ledger.track()
+
+
+def test_a_ledger_tracker_counts_every_reply_per_role_cached_ones_too():
+    llm, usage = tracked_llm()
     for i in range(3):
-        meter.complete(system="", messages=[{"role": "user", "content": "x" * 40}], role="task", sample_id=i)
-    meter.complete(system="sys!", messages=[{"role": "user", "content": "y" * 16}], role="proposer")
-    task, proposer = meter.usage["task"], meter.usage["proposer"]
+        llm.complete(system="", messages=[{"role": "user", "content": "x" * 40}], role="task", sample_id=i)
+    llm.complete(system="sys!", messages=[{"role": "user", "content": "y" * 16}], role="proposer")
+    task, proposer = usage.usage("task"), usage.usage("proposer")
     assert (task.requests, task.prompt_chars, task.input_tokens, task.output_tokens) == (3, 120, 30, 9)
-    assert task.per_request() == (10.0, 3.0) and task.tokens_per_char() == 0.25
+    assert task.per_request() == (10.0, 3.0) and task.tokens_per_char() == 0.25 and task.cache_hits == 1
     assert (proposer.requests, proposer.prompt_chars, proposer.input_tokens) == (1, 20, 5)
-    assert meter.ledger == "the inner ledger"  # other attributes come from the wrapped client
-    assert all(math.isnan(v) for v in hq.RoleTokens().per_request())
+    assert llm.ledger.usage("task").input_tokens == 20  # the ledger's own totals: live spend only
+    assert all(math.isnan(v) for v in usage.usage("summarizer").per_request())
 
 
 def test_paper_call_counts_and_cost():
@@ -407,21 +411,23 @@ def test_paper_reference_cites_its_source_and_matches_the_notes():
 
 
 def test_paper_tokens_per_request_scales_measurements():
-    meter = hq.TokenMeter(TokenCountingLLM())
+    llm, usage = tracked_llm()
     for role, chars, n in (("task", 40, 4), ("proposer", 400, 2), ("summarizer", 100, 1)):
         for i in range(n):
-            meter.complete(system="", messages=[{"role": "user", "content": "z" * chars}], role=role, sample_id=i)
+            llm.complete(system="", messages=[{"role": "user", "content": "z" * chars}], role=role, sample_id=i)
     examples = [Example(f"e{i}", hq.parse_record(r, i)) for i, r in enumerate(RECORDS)]
     preset = hq.HotpotPreset("p", n_examples=4, iterations=2, seeds=(0,), task_max_tokens=2, proposer_max_tokens=50)
-    profile = hq.paper_tokens_per_request(meter, 0.5, examples, preset)
+    profile = hq.paper_tokens_per_request(usage, 0.5, examples, preset)
     assert profile["task"] == (pytest.approx(0.5 * hq.mean_prompt_chars(examples)), 2.0)  # 3 measured, capped at 2
     assert profile["proposer"] == (200.0, 3.0) and profile["summarizer"] == (50.0, 3.0)
-    worst = hq.paper_tokens_per_request(meter, 0.5, examples, preset, worst_case=True)
+    worst = hq.paper_tokens_per_request(usage, 0.5, examples, preset, worst_case=True)
     assert worst["proposer"][1] == 50.0 and worst["summarizer"][1] == preset.summarizer_max_tokens
-    # off the local server the ratio comes from the meter's own task requests
-    assert hq.tokens_per_char(meter, ["unused"])[0] == 0.25
+    # off the local server the ratio comes from the tracked task requests
+    assert hq.tokens_per_char(llm, ["unused"], usage)[0] == 0.25
+    with pytest.raises(ValueError, match="no task requests"):
+        hq.tokens_per_char(llm, ["unused"])
     with pytest.raises(ValueError, match="no 'task' requests"):
-        hq.paper_tokens_per_request(hq.TokenMeter(TokenCountingLLM()), 0.5, examples, preset)
+        hq.paper_tokens_per_request(tracked_llm()[1], 0.5, examples, preset)
 
 
 @pytest.mark.slow  # importing matplotlib + seaborn takes seconds on 2 busy cores

@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import sys
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -31,8 +30,9 @@ import numpy as np
 
 from ..budget import Budget
 from ..data import ENV_VAR, PROJECT_ROOT, data_dir, download_dir
-from ..llm.base import LLM, LLMReply
+from ..llm.base import LLM
 from ..llm.config import Price
+from ..llm.usage import UsageTracker
 from ..methods import CurvePoint
 from ..protocols import Embedder, Executor, as_executor
 from ..roles import LLMProposer, LLMSummarizer
@@ -264,58 +264,6 @@ class HotpotQAEvaluator:
                                   role=TASK_ROLE, max_tokens=self.max_tokens, temperature=float(self.temperature),
                                   sample_id=int(seed))
         return score_output(reply.text, question, self.max_paragraphs)
-
-
-# --- token measurement -----------------------------------------------------------------------------
-@dataclass
-class RoleTokens:
-    """Requests and tokens of every reply one role got, cached or live."""
-
-    requests: int = 0
-    prompt_chars: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def per_request(self) -> tuple[float, float]:
-        """(input tokens, output tokens) per request; NaN before the first request."""
-        if self.requests == 0:
-            return math.nan, math.nan
-        return self.input_tokens / self.requests, self.output_tokens / self.requests
-
-    def tokens_per_char(self) -> float:
-        return self.input_tokens / self.prompt_chars if self.prompt_chars else math.nan
-
-
-class TokenMeter:
-    """Wraps an `LLM` and counts, per role, the tokens of every reply including cache hits.
-
-    The client's ledger counts live spend only, so a warm rerun shows zero tokens there; the meter
-    measures what the requests *would* cost, which is what a cost estimate needs. Other attributes
-    (ledger, model, price, ...) are those of the wrapped client.
-    """
-
-    def __init__(self, llm: LLM) -> None:
-        self.llm = llm
-        self.usage: dict[str, RoleTokens] = {}
-        self._lock = threading.Lock()
-
-    def complete(self, *, system: str, messages: Sequence[dict[str, Any]], role: str, max_tokens: int = 1024,
-                 temperature: float = 0.0, sample_id: int = 0, tools: Sequence[dict[str, Any]] | None = None,
-                 stop: Sequence[str] | None = None) -> LLMReply:
-        reply = self.llm.complete(system=system, messages=messages, role=role, max_tokens=max_tokens,
-                                  temperature=temperature, sample_id=sample_id, tools=tools, stop=stop)
-        chars = len(system) + sum(len(m["content"]) if isinstance(m.get("content"), str) else 0 for m in messages)
-        with self._lock:
-            usage = self.usage.setdefault(role, RoleTokens())
-            usage.requests += 1
-            usage.prompt_chars += chars
-            usage.input_tokens += reply.input_tokens
-            usage.output_tokens += reply.output_tokens
-        return reply
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes the meter itself lacks (ledger, model, price, close, ...).
-        return getattr(self.__dict__["llm"], name)
 
 
 # --- presets, problem, roles -----------------------------------------------------------------------
@@ -646,12 +594,13 @@ def mean_prompt_chars(examples: Sequence[Example], instructions: str = INITIAL_I
                           for ex in examples]))
 
 
-def tokens_per_char(llm: Any, texts: Sequence[str]) -> tuple[float, str]:
+def tokens_per_char(llm: Any, texts: Sequence[str], usage: UsageTracker | None = None) -> tuple[float, str]:
     """Measured input tokens per prompt character, and how it was measured.
 
     On the embedded llama-server the replies' input_tokens leave out the server's prompt-cache reads,
     so the texts are counted with its /tokenize endpoint instead (SmolLM2's tokenizer). On any other
-    backend the `TokenMeter`'s task requests give the ratio (those counts are complete).
+    backend the task requests `usage` (a tracker of the search: `llm.ledger.track()`) saw give the
+    ratio (those counts are complete).
     """
     if not texts:
         raise ValueError("texts must not be empty")
@@ -668,15 +617,17 @@ def tokens_per_char(llm: Any, texts: Sequence[str]) -> tuple[float, str]:
             with urllib.request.urlopen(request, timeout=60) as response:
                 total += len(json.loads(response.read())["tokens"])
         return total / sum(len(t) for t in texts), f"/tokenize of {len(texts)} prompts (local model's tokenizer)"
-    usage = getattr(llm, "usage", {}).get(TASK_ROLE)
-    if usage is None or not usage.prompt_chars:
-        raise ValueError("no task requests measured yet: run the search with a TokenMeter first")
-    return usage.tokens_per_char(), f"{usage.requests} task requests (provider's token counts)"
+    task = usage.usage(TASK_ROLE) if usage is not None else None
+    if task is None or not task.prompt_chars:
+        raise ValueError("no task requests measured yet: track the search with usage = llm.ledger.track() "
+                         "and pass usage=")
+    return task.tokens_per_char(), f"{task.requests} task requests (provider's token counts)"
 
 
-def paper_tokens_per_request(meter: TokenMeter, ratio: float, paper_examples: Sequence[Example],
+def paper_tokens_per_request(usage: UsageTracker, ratio: float, paper_examples: Sequence[Example],
                              preset: HotpotPreset, worst_case: bool = False) -> dict[str, tuple[float, float]]:
-    """(input, output) tokens per request and role for `preset`, from this session's measurements.
+    """(input, output) tokens per request and role for `preset`, from this session's measurements
+    (`usage`: a tracker of the search, `llm.ledger.track()`, cached replies included).
 
     Task input = `ratio` x the mean full prompt of `paper_examples` (the preset's context length);
     proposer and summarizer input = `ratio` x their measured characters per request. Outputs are the
@@ -688,12 +639,12 @@ def paper_tokens_per_request(meter: TokenMeter, ratio: float, paper_examples: Se
             "summarizer": preset.summarizer_max_tokens}
     profile = {}
     for role, cap in caps.items():
-        usage = meter.usage.get(role)
-        if usage is None or usage.requests == 0:
-            raise ValueError(f"no {role!r} requests measured yet: run the search through the TokenMeter first")
+        measured = usage.usage(role)
+        if measured.requests == 0:
+            raise ValueError(f"no {role!r} requests measured yet: track the search with usage = llm.ledger.track()")
         chars = (mean_prompt_chars(paper_examples, max_paragraphs=preset.max_paragraphs) if role == TASK_ROLE
-                 else usage.prompt_chars / usage.requests)
-        output = float(cap) if worst_case else min(float(cap), usage.output_tokens / usage.requests)
+                 else measured.prompt_chars / measured.requests)
+        output = float(cap) if worst_case else min(float(cap), measured.output_tokens / measured.requests)
         profile[role] = (ratio * chars, output)
     return profile
 
