@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 try:
-    from polca_nb.theory import Oracle, SearchConfig, simulate_polca
+    from polca_nb.theory import Oracle, SimConfig, simulate_polca
 except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from polca_nb.theory import Oracle, SearchConfig, simulate_polca
+    from polca_nb.theory import Oracle, SimConfig, simulate_polca
 
 TARGET_SECONDS = 10.0
 
@@ -33,7 +33,7 @@ CONFIGS: dict[str, dict] = {
 
 
 def run_one(label: str, overrides: dict, seeds: int, iterations: int) -> None:
-    config = SearchConfig(seeds=seeds, iterations=iterations, **overrides)
+    config = SimConfig(seeds=seeds, iterations=iterations, **overrides)
     wall, cpu = time.perf_counter(), time.process_time()
     run = simulate_polca(Oracle(), config, rng=0)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

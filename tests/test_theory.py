@@ -10,7 +10,7 @@ import pytest
 import polca_nb.theory._sim_memory as sim_memory
 from polca_nb.theory import (
     Oracle,
-    SearchConfig,
+    SimConfig,
     expected_steps_polca,
     expected_steps_sequential_reset,
     fit_log_curve,
@@ -75,11 +75,11 @@ def test_theorem2_oracle_failures_reset_and_improvements_barely_exceed_gamma() -
 @pytest.mark.parametrize(
     "make, field",
     [
-        (lambda: SearchConfig(sigma=-0.1), "sigma"),
-        (lambda: SearchConfig(eps=-0.01), "eps"),
-        (lambda: SearchConfig(seeds=0), "seeds"),
-        (lambda: SearchConfig(iterations=0), "iterations"),
-        (lambda: SearchConfig(sigma=float("nan")), "sigma"),
+        (lambda: SimConfig(sigma=-0.1), "sigma"),
+        (lambda: SimConfig(eps=-0.01), "eps"),
+        (lambda: SimConfig(seeds=0), "seeds"),
+        (lambda: SimConfig(iterations=0), "iterations"),
+        (lambda: SimConfig(sigma=float("nan")), "sigma"),
         (lambda: Oracle(delta_0=0.0), "delta_0"),
         (lambda: Oracle(delta_0=1.0), "delta_0"),
         (lambda: Oracle(gamma=0.0), "gamma"),
@@ -94,7 +94,7 @@ def test_bad_inputs_raise_value_error_naming_the_field(make, field: str) -> None
 
 
 def test_gamma_equal_to_B_is_allowed() -> None:
-    run = simulate_polca(Oracle(B=1.0, gamma=1.0), SearchConfig(seeds=3, iterations=20), rng=0)
+    run = simulate_polca(Oracle(B=1.0, gamma=1.0), SimConfig(seeds=3, iterations=20), rng=0)
     assert np.all(run.hit_iteration >= 1)  # the initial program (mu = 0) is not in (0, 1]
 
 
@@ -122,14 +122,14 @@ def test_ucb_priority_arithmetic_and_clipping() -> None:
 
 
 def test_sub_gaussian_ucb_width_is_sigma_scaled() -> None:
-    assert SearchConfig(sigma=0.3).ucb_width(B=2.0) == pytest.approx(math.sqrt(2) * 0.3 / 2.0)
-    assert SearchConfig(sigma=0.3, ucb_c=1.0).ucb_width(B=2.0) == 1.0
+    assert SimConfig(sigma=0.3).ucb_width(B=2.0) == pytest.approx(math.sqrt(2) * 0.3 / 2.0)
+    assert SimConfig(sigma=0.3, ucb_c=1.0).ucb_width(B=2.0) == 1.0
 
 
 # --- an independent, unvectorized POLCA to check the fast one against --------------------------------
 
 
-def naive_polca(oracle: Oracle, config: SearchConfig, seed: int) -> dict[str, np.ndarray]:
+def naive_polca(oracle: Oracle, config: SimConfig, seed: int) -> dict[str, np.ndarray]:
     """POLCA written plainly, one seed at a time, consuming the generator in the documented layout.
 
     Priorities come from `ucb_priority` (checked by hand above) rather than the simulator's fused update.
@@ -177,12 +177,12 @@ def naive_polca(oracle: Oracle, config: SearchConfig, seed: int) -> dict[str, np
 @pytest.mark.parametrize(
     "config",
     [
-        SearchConfig(seeds=3, iterations=300, sigma=0.2, eps=0.0, priority="ucb", ucb_c=1.0),  # memory grows past 256
-        SearchConfig(seeds=3, iterations=200, sigma=0.2, eps=0.1, priority="ucb"),
-        SearchConfig(seeds=3, iterations=200, sigma=0.3, eps=0.05, priority="mean"),
+        SimConfig(seeds=3, iterations=300, sigma=0.2, eps=0.0, priority="ucb", ucb_c=1.0),  # memory grows past 256
+        SimConfig(seeds=3, iterations=200, sigma=0.2, eps=0.1, priority="ucb"),
+        SimConfig(seeds=3, iterations=200, sigma=0.3, eps=0.05, priority="mean"),
     ],
 )
-def test_vectorized_polca_matches_the_naive_reference(config: SearchConfig) -> None:
+def test_vectorized_polca_matches_the_naive_reference(config: SimConfig) -> None:
     oracle = Oracle()
     fast = simulate_polca(oracle, config, rng=7)
     slow = naive_polca(oracle, config, seed=7)
@@ -195,7 +195,7 @@ def test_vectorized_polca_matches_the_naive_reference(config: SearchConfig) -> N
 @pytest.mark.parametrize("latent_dim", [1, 2, 3])
 def test_eps_net_grid_agrees_with_brute_force(monkeypatch: pytest.MonkeyPatch, latent_dim: int) -> None:
     oracle = Oracle(latent_dim=latent_dim)
-    config = SearchConfig(seeds=10, iterations=600, sigma=0.3, eps=0.07)
+    config = SimConfig(seeds=10, iterations=600, sigma=0.3, eps=0.07)
     with_grid = simulate_polca(oracle, config, rng=3)
     monkeypatch.setattr(sim_memory, "_GRID_CELL_LIMIT", 0)
     brute = simulate_polca(oracle, config, rng=3)
@@ -207,15 +207,15 @@ def test_eps_net_grid_agrees_with_brute_force(monkeypatch: pytest.MonkeyPatch, l
 
 
 def test_eps_zero_admits_every_proposal() -> None:
-    run = simulate_polca(Oracle(p_dup=0.5), SearchConfig(seeds=4, iterations=400, eps=0.0), rng=1)
+    run = simulate_polca(Oracle(p_dup=0.5), SimConfig(seeds=4, iterations=400, eps=0.0), rng=1)
     np.testing.assert_array_equal(run.memory_size, np.broadcast_to(np.arange(2, 402), (4, 400)))
 
 
 def test_eps_larger_than_the_space_admits_nothing_and_large_eps_admits_few() -> None:
     oracle = Oracle()
-    nothing = simulate_polca(oracle, SearchConfig(seeds=4, iterations=300, eps=2.0 * oracle.latent_radius + 0.01), rng=1)
+    nothing = simulate_polca(oracle, SimConfig(seeds=4, iterations=300, eps=2.0 * oracle.latent_radius + 0.01), rng=1)
     assert np.all(nothing.memory_size == 1)
-    few = simulate_polca(oracle, SearchConfig(seeds=4, iterations=300, eps=0.5), rng=1)
+    few = simulate_polca(oracle, SimConfig(seeds=4, iterations=300, eps=0.5), rng=1)
     assert few.memory_size.max() <= packing_bound(0.5, oracle.latent_radius, oracle.latent_dim)
     assert few.memory_size[:, -1].mean() < 0.05 * 300
 
@@ -223,7 +223,7 @@ def test_eps_larger_than_the_space_admits_nothing_and_large_eps_admits_few() -> 
 def test_memory_is_bounded_and_saturates_with_eps() -> None:
     oracle = Oracle(latent_dim=1)
     eps = 0.1
-    run = simulate_polca(oracle, SearchConfig(seeds=6, iterations=2000, sigma=0.3, eps=eps, ucb_c=1.0), rng=4)
+    run = simulate_polca(oracle, SimConfig(seeds=6, iterations=2000, sigma=0.3, eps=eps, ucb_c=1.0), rng=4)
     bound = packing_bound(eps, oracle.latent_radius, 1)  # 21 points fit in [-1, 1] pairwise > 0.1 apart
     assert run.memory_size.max() <= bound
     assert np.all(np.diff(run.memory_size, axis=1) >= 0)
@@ -236,19 +236,19 @@ def test_memory_is_bounded_and_saturates_with_eps() -> None:
 
 def test_suboptimal_selections_grow_sublinearly_with_ucb_and_eps_net() -> None:
     oracle = Oracle()
-    with_net = simulate_polca(oracle, SearchConfig(seeds=12, iterations=2000, sigma=0.1, eps=0.1), rng=8)
+    with_net = simulate_polca(oracle, SimConfig(seeds=12, iterations=2000, sigma=0.1, eps=0.1), rng=8)
     counts = with_net.suboptimal_selections.mean(axis=0)
     n = 500
     assert counts[4 * n - 1] < 2.5 * counts[n - 1]
     assert counts[4 * n - 1] < 0.25 * 4 * n  # most of the budget goes to (B - gamma, B]
     # Without the eps-Net, memory keeps growing and UCB keeps paying for it.
-    without = simulate_polca(oracle, SearchConfig(seeds=12, iterations=1000, sigma=0.1, eps=0.0), rng=8)
+    without = simulate_polca(oracle, SimConfig(seeds=12, iterations=1000, sigma=0.1, eps=0.0), rng=8)
     assert without.suboptimal_selections[:, -1].mean() > 3 * counts[999]
 
 
 def test_deterministic_ucb_never_selects_suboptimal_after_hitting() -> None:
     # sigma = 0 makes the sub-Gaussian UCB plain greedy: only the best program is ever selected.
-    run = simulate_polca(Oracle(), SearchConfig(seeds=10, iterations=500, sigma=0.0, eps=0.1), rng=9)
+    run = simulate_polca(Oracle(), SimConfig(seeds=10, iterations=500, sigma=0.0, eps=0.1), rng=9)
     subopt = run.suboptimal_selections
     for s, hit in enumerate(run.hit_iteration):
         assert 1 <= hit < 500
@@ -257,7 +257,7 @@ def test_deterministic_ucb_never_selects_suboptimal_after_hitting() -> None:
 
 def test_hit_iteration_matches_the_best_mu_trace() -> None:
     oracle = Oracle()
-    run = simulate_polca(oracle, SearchConfig(seeds=10, iterations=400, sigma=0.2), rng=12)
+    run = simulate_polca(oracle, SimConfig(seeds=10, iterations=400, sigma=0.2), rng=12)
     target = oracle.B - oracle.gamma
     for s, hit in enumerate(run.hit_iteration):
         assert hit >= 1
@@ -295,7 +295,7 @@ def test_theorem2_sequential_is_exponential_and_polca_linear() -> None:
 
 
 def test_same_seed_gives_same_results_and_other_seeds_differ() -> None:
-    oracle, config = Oracle(), SearchConfig(seeds=5, iterations=300, sigma=0.2)
+    oracle, config = Oracle(), SimConfig(seeds=5, iterations=300, sigma=0.2)
     a, b = simulate_polca(oracle, config, rng=42), simulate_polca(oracle, config, rng=np.random.default_rng(42))
     c = simulate_polca(oracle, config, rng=43)
     for name in ("selected_mu", "memory_size", "best_mu", "hit_iteration", "returned_mu"):
@@ -309,5 +309,5 @@ def test_same_seed_gives_same_results_and_other_seeds_differ() -> None:
 def test_seeds_are_independent_runs() -> None:
     # Seed s of a 6-seed batch is not the same run as seed s of a 3-seed batch (draws are interleaved),
     # but every seed must be an independent run: no two seeds of one batch share a trajectory.
-    run = simulate_polca(Oracle(), SearchConfig(seeds=6, iterations=200, sigma=0.2), rng=0)
+    run = simulate_polca(Oracle(), SimConfig(seeds=6, iterations=200, sigma=0.2), rng=0)
     assert len({tuple(row) for row in run.selected_mu}) == 6

@@ -11,7 +11,9 @@ observations are Gaussian. Modules, in import order:
 * `sweeps`: the parameter sweeps behind the theory notebook's figures;
 * `plots`: figures and tables (needs matplotlib, seaborn and pandas; import `polca_nb.theory.plots`).
 
-The names below are importable from `polca_nb.theory`; `plots` is not imported here.
+The names below are importable from `polca_nb.theory`; `plots` is not imported here. The names say what is
+simulated where the engine has a counterpart: `SimConfig` (not the engine's `PolcaConfig`), `SimulatedPolcaRun`
+and `SimulatedSequentialRun` (not `RunResult`).
 """
 
 from .bounds import (
@@ -24,7 +26,14 @@ from .bounds import (
     theorem2_sequential_rate,
 )
 from .oracle import Oracle, theorem2_oracle
-from .simulator import PolcaRun, SearchConfig, SequentialRun, simulate_polca, simulate_sequential, ucb_priority
+from .simulator import (
+    SimConfig,
+    SimulatedPolcaRun,
+    SimulatedSequentialRun,
+    simulate_polca,
+    simulate_sequential,
+    ucb_priority,
+)
 from .stats import LogFit, fit_log_curve, mean_and_sem
 from .sweeps import (
     PRIORITY_VARIANTS,
@@ -39,9 +48,9 @@ from .sweeps import (
 
 __all__ = [
     "Oracle",
-    "SearchConfig",
-    "PolcaRun",
-    "SequentialRun",
+    "SimConfig",
+    "SimulatedPolcaRun",
+    "SimulatedSequentialRun",
     "LogFit",
     "Theorem1Sweep",
     "Theorem2Sweep",

@@ -1,7 +1,7 @@
 """The simulated POLCA's program memory and eps-Net, vectorized over seeds (private to `simulator.py`).
 
-Array bookkeeping only: `simulate_polca` keeps every seed's programs in one `_Memory` and asks one
-`_EpsNet` which children to admit; both are exact (no approximation of the model).
+Array bookkeeping only: `simulate_polca` keeps every seed's programs in one `_SimulatedMemory` and asks one
+`_SimulatedEpsNet` which children to admit; both are exact (no approximation of the model).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ _INITIAL_CAPACITY = 256
 """Program slots per seed allocated up front; memory doubles when full (up to the packing bound)."""
 
 
-class _Memory:
+class _SimulatedMemory:
     """Per-seed program memory as (seeds, columns) arrays; the last column is an always-empty sentinel.
 
     Programs fill columns from the right, newest leftmost, so np.argmax's first-maximum rule breaks
@@ -96,7 +96,7 @@ class _Memory:
         self.flat_inv[flat] = 1.0 / np.sqrt(new_count)
 
 
-class _EpsNet:
+class _SimulatedEpsNet:
     """Exact eps-Net admission test against every program in memory, for all seeds at once.
 
     When it fits, keeps a grid of cells of side h slightly below eps / sqrt(d): two programs in one
@@ -104,7 +104,7 @@ class _EpsNet:
     compared with the programs in the cells within eps of its own. Otherwise compares with all.
     """
 
-    def __init__(self, eps: float, oracle: Oracle, memory: _Memory) -> None:
+    def __init__(self, eps: float, oracle: Oracle, memory: _SimulatedMemory) -> None:
         self.eps_sq = eps * eps
         self.memory = memory
         dim, seeds = memory.dim, memory.seeds

@@ -39,7 +39,7 @@ def _check_finite(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class Oracle:
-    """Program space plus a proposal oracle that satisfies gamma-strict improvement with prob. delta_0.
+    """Simulated program space plus a proposal oracle that satisfies gamma-strict improvement with prob. delta_0.
 
     B: reward upper bound; gamma: improvement margin, 0 < gamma <= B; delta_0: improvement probability
     in (0, 1); jump: width of the improvement window above mu + gamma (> 0); p_dup: near-duplicate

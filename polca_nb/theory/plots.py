@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .bounds import packing_bound, theorem1_slope
-from .simulator import PolcaRun
+from .simulator import SimulatedPolcaRun
 from .stats import mean_and_sem
 from .sweeps import PriorityNoiseSweep, Theorem1Sweep, Theorem2Sweep
 
@@ -158,7 +158,7 @@ def plot_priority_noise(sweep: PriorityNoiseSweep) -> Figure:
     return fig
 
 
-def plot_run_summary(run: PolcaRun, title: str = "") -> Figure:
+def plot_run_summary(run: SimulatedPolcaRun, title: str = "") -> Figure:
     """Three panels for one simulated batch: sub-optimal selections, memory size, best / returned reward."""
     fig = Figure(figsize=(13, 3.8), dpi=_SCREEN_DPI, layout="constrained")
     axes = fig.subplots(1, 3)

@@ -28,16 +28,16 @@ from typing import Literal
 
 import numpy as np
 
-from ._sim_memory import _INITIAL_CAPACITY, _EpsNet, _Memory
+from ._sim_memory import _INITIAL_CAPACITY, _SimulatedEpsNet, _SimulatedMemory
 from .bounds import packing_bound
 from .oracle import Oracle, _check_finite
 
 Priority = Literal["ucb", "mean"]
 
 __all__ = [
-    "SearchConfig",
-    "PolcaRun",
-    "SequentialRun",
+    "SimConfig",
+    "SimulatedPolcaRun",
+    "SimulatedSequentialRun",
     "ucb_priority",
     "simulate_polca",
     "simulate_sequential",
@@ -59,7 +59,7 @@ def _as_rng(rng: np.random.Generator | int) -> np.random.Generator:
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class SimConfig:
     """POLCA's knobs for one simulated batch of independent runs (one per seed).
 
     ucb_c: the c in clip(mean + c * sqrt(ln(t + 1) / n) * B, 0, B), t = 1..iterations the iteration
@@ -114,8 +114,8 @@ def ucb_priority(
 
 
 @dataclass(frozen=True)
-class PolcaRun:
-    """Per-seed traces of one `simulate_polca` call; time axis = iterations 1..iterations_run.
+class SimulatedPolcaRun:
+    """Per-seed traces of one simulated POLCA batch (`simulate_polca`); time axis = iterations 1..iterations_run.
 
     selected_mu (S, T): true reward of the program selected at each iteration; memory_size (S, T):
     programs in memory after the iteration (N_eps(t)); best_mu (S, T): best true reward in memory so
@@ -125,7 +125,7 @@ class PolcaRun:
     """
 
     oracle: Oracle
-    config: SearchConfig
+    config: SimConfig
     selected_mu: np.ndarray
     memory_size: np.ndarray
     best_mu: np.ndarray
@@ -154,12 +154,12 @@ _RNG_CHUNK = 64
 
 def simulate_polca(
     oracle: Oracle,
-    config: SearchConfig,
+    config: SimConfig,
     rng: np.random.Generator | int,
     *,
     stop_when_all_hit: bool = False,
-) -> PolcaRun:
-    """Run POLCA (K = 1) on `config.seeds` independent seeds at once; see the module docstring.
+) -> SimulatedPolcaRun:
+    """Simulate POLCA (K = 1) on `config.seeds` independent seeds at once; see the module docstring.
 
     With stop_when_all_hit, stops after the first iteration at which every seed has a program in
     (B - gamma, B] in memory (traces are then shorter than config.iterations).
@@ -172,9 +172,9 @@ def simulate_polca(
         raise ValueError(f"mu_0 must be in [0, B={oracle.B}], got {config.mu_0!r}")
     B, target, dim = oracle.B, oracle.B - oracle.gamma, oracle.latent_dim
     limit = int(min(iterations + 1, packing_bound(eps, oracle.latent_radius, dim)))
-    memory = _Memory(seeds, dim, min(limit, _INITIAL_CAPACITY), limit)
+    memory = _SimulatedMemory(seeds, dim, min(limit, _INITIAL_CAPACITY), limit)
     rows = memory.rows
-    eps_net = _EpsNet(eps, oracle, memory) if eps > 0 else None
+    eps_net = _SimulatedEpsNet(eps, oracle, memory) if eps > 0 else None
 
     everyone = np.ones(seeds, dtype=bool)
     start_z = oracle.start(config.mu_0, seeds)
@@ -249,7 +249,7 @@ def simulate_polca(
 
     lo, hi = memory.lo, memory.capacity
     returned = lo + memory.means[:, lo:hi].argmax(axis=1)
-    return PolcaRun(
+    return SimulatedPolcaRun(
         oracle=oracle,
         config=config,
         selected_mu=trace(0),
@@ -266,8 +266,11 @@ def simulate_polca(
 
 
 @dataclass(frozen=True)
-class SequentialRun:
-    """hit_step (S,): proposals until the latest program first lies in (B - gamma, B] (-1: not within max_steps)."""
+class SimulatedSequentialRun:
+    """One simulated sequential-updating batch (`simulate_sequential`).
+
+    hit_step (S,): proposals until the latest program first lies in (B - gamma, B] (-1: not within max_steps).
+    """
 
     oracle: Oracle
     hit_step: np.ndarray
@@ -280,8 +283,8 @@ class SequentialRun:
 
 def simulate_sequential(
     oracle: Oracle, seeds: int, max_steps: int, rng: np.random.Generator | int, mu_0: float = 0.0
-) -> SequentialRun:
-    """Always propose from the latest program and accept the child unconditionally (deterministic)."""
+) -> SimulatedSequentialRun:
+    """Simulate sequential updating: always propose from the latest program, accept the child unconditionally."""
     for name, value in (("seeds", seeds), ("max_steps", max_steps)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -301,4 +304,4 @@ def simulate_sequential(
             normals = rng.standard_normal((_RNG_CHUNK, oracle.latent_dim, seeds))
         mu, z = oracle.propose_with(mu, z, uniforms[draw], normals[draw])
         hit[(hit < 0) & (mu > target)] = step
-    return SequentialRun(oracle=oracle, hit_step=hit, max_steps=max_steps)
+    return SimulatedSequentialRun(oracle=oracle, hit_step=hit, max_steps=max_steps)

@@ -20,7 +20,7 @@ from .bounds import (
     theorem2_sequential_rate,
 )
 from .oracle import Oracle, theorem2_oracle
-from .simulator import PolcaRun, Priority, SearchConfig, simulate_polca, simulate_sequential
+from .simulator import Priority, SimConfig, SimulatedPolcaRun, simulate_polca, simulate_sequential
 from .stats import LogFit, fit_log_curve
 
 __all__ = [
@@ -41,24 +41,24 @@ def _child_rngs(seed: int, count: int) -> list[np.random.Generator]:
 
 @dataclass(frozen=True)
 class Theorem1Sweep:
-    """POLCA runs keyed by (sigma, eps), with a*ln(n)+b fits of the mean sub-optimal selection count."""
+    """Simulated POLCA runs keyed by (sigma, eps), with a*ln(n)+b fits of the mean sub-optimal selection count."""
 
-    runs: dict[tuple[float, float], PolcaRun]
+    runs: dict[tuple[float, float], SimulatedPolcaRun]
     fits: dict[tuple[float, float], LogFit]
     fit_from: int
 
 
 def sweep_theorem1(
     oracle: Oracle,
-    base: SearchConfig,
+    base: SimConfig,
     sigmas: Sequence[float],
     eps_values: Sequence[float],
     seed: int,
     fit_from: int = 100,
 ) -> Theorem1Sweep:
-    """One POLCA run per (sigma, eps) pair, the rest of `base` fixed; fits start at iteration fit_from."""
+    """One simulated POLCA run per (sigma, eps) pair, the rest of `base` fixed; fits start at iteration fit_from."""
     pairs = [(float(s), float(e)) for s in sigmas for e in eps_values]
-    runs: dict[tuple[float, float], PolcaRun] = {}
+    runs: dict[tuple[float, float], SimulatedPolcaRun] = {}
     fits: dict[tuple[float, float], LogFit] = {}
     for (sigma, eps), rng in zip(pairs, _child_rngs(seed, len(pairs))):
         run = simulate_polca(oracle, replace(base, sigma=sigma, eps=eps), rng)
@@ -69,7 +69,7 @@ def sweep_theorem1(
 
 @dataclass(frozen=True)
 class Theorem2Sweep:
-    """Steps to first reach (B - gamma, B] per B/gamma ratio: arrays (len(ratios), seeds), -1 = censored."""
+    """Simulated steps to first reach (B - gamma, B] per B/gamma ratio: arrays (len(ratios), seeds), -1 = censored."""
 
     ratios: np.ndarray
     delta_0: float
@@ -98,14 +98,14 @@ class Theorem2Sweep:
 def sweep_theorem2(
     ratios: Sequence[float], delta_0: float, seeds: int, max_steps: int, seed: int
 ) -> Theorem2Sweep:
-    """Sequential updating vs POLCA (mean priority, sigma = 0, no eps-Net) on `theorem2_oracle` per ratio."""
+    """Simulated sequential updating vs POLCA (mean priority, sigma = 0, no eps-Net) on `theorem2_oracle` per ratio."""
     ratios_arr = np.asarray(ratios, dtype=np.float64)
     rngs = _child_rngs(seed, 2 * len(ratios_arr))
     sequential, polca, successes = [], [], []
     for i, ratio in enumerate(ratios_arr):
         oracle = theorem2_oracle(float(ratio), delta_0)
         sequential.append(simulate_sequential(oracle, seeds, max_steps, rngs[2 * i]).hit_step)
-        config = SearchConfig(seeds=seeds, iterations=max_steps, sigma=0.0, eps=0.0, priority="mean")
+        config = SimConfig(seeds=seeds, iterations=max_steps, sigma=0.0, eps=0.0, priority="mean")
         polca.append(simulate_polca(oracle, config, rngs[2 * i + 1], stop_when_all_hit=True).hit_iteration)
         successes.append(successes_needed(oracle.B, oracle.gamma))
     return Theorem2Sweep(
@@ -128,25 +128,25 @@ PRIORITY_VARIANTS: dict[str, tuple[Priority, float | None]] = {
 
 @dataclass(frozen=True)
 class PriorityNoiseSweep:
-    """Runs keyed by (variant label, sigma); variants map labels to (priority, ucb_c)."""
+    """Simulated POLCA runs keyed by (variant label, sigma); variants map labels to (priority, ucb_c)."""
 
     sigmas: np.ndarray
     variants: dict[str, tuple[Priority, float | None]]
-    runs: dict[tuple[str, float], PolcaRun]
+    runs: dict[tuple[str, float], SimulatedPolcaRun]
 
 
 def sweep_priority_noise(
     oracle: Oracle,
-    base: SearchConfig,
+    base: SimConfig,
     sigmas: Sequence[float],
     seed: int,
     variants: dict[str, tuple[Priority, float | None]] | None = None,
 ) -> PriorityNoiseSweep:
-    """One POLCA run per (variant, sigma); all variants share the random stream at a given sigma."""
+    """One simulated POLCA run per (variant, sigma); all variants share the random stream at a given sigma."""
     variants = dict(PRIORITY_VARIANTS if variants is None else variants)
     sigma_arr = np.asarray(sigmas, dtype=np.float64)
     streams = np.random.SeedSequence(seed).spawn(len(sigma_arr))
-    runs: dict[tuple[str, float], PolcaRun] = {}
+    runs: dict[tuple[str, float], SimulatedPolcaRun] = {}
     for sigma, stream in zip(sigma_arr, streams):
         for label, (priority, ucb_c) in variants.items():
             config = replace(base, sigma=float(sigma), priority=priority, ucb_c=ucb_c)
@@ -164,8 +164,11 @@ def quick_run(
     seeds: int = 10,
     iterations: int = 1000,
     seed: int = 0,
-) -> PolcaRun:
-    """One small POLCA batch on the default oracle with the widget knobs changed (p_dup capped at 1 - delta_0)."""
+) -> SimulatedPolcaRun:
+    """One small simulated POLCA batch on the default oracle with the widget knobs changed.
+
+    p_dup is capped at 1 - delta_0 so that any delta_0 the widget offers makes a valid oracle.
+    """
     oracle = Oracle(gamma=gamma, delta_0=delta_0, p_dup=min(Oracle.p_dup, 1.0 - delta_0))
-    config = SearchConfig(seeds=seeds, iterations=iterations, sigma=sigma, eps=eps, priority=priority, ucb_c=ucb_c)
+    config = SimConfig(seeds=seeds, iterations=iterations, sigma=sigma, eps=eps, priority=priority, ucb_c=ucb_c)
     return simulate_polca(oracle, config, seed)
