@@ -286,3 +286,31 @@ def test_run_baseline_rejects_unknown_methods_and_bad_budgets():
     with pytest.raises(ValueError, match="budget"):
         run_baseline("sequential", keyword_problem(KeywordEvaluator()), ScriptedLLM([]), budget=0)
     assert {"gepa", "openevolve", "polca", "sequential", "best-of-n"} <= set(ALL_METHODS)
+
+
+@pytest.mark.parametrize("method", ["polca", "gepa", "openevolve"])
+def test_llm_calls_count_the_optimizer_roles_on_a_shared_client_not_the_task_model(method):
+    """`llm_calls` comes from a tracker on the client's ledger: the optimizer's own requests, cache hits
+    included, not the evaluator's task calls on the same client, nor calls made before or after the run."""
+    if method in ("gepa", "openevolve"):
+        pytest.importorskip(method)
+    from polca_nb.benchmarks.short_answer import short_answer_problem
+    from polca_nb.embedders import CharNgramEmbedder
+    from polca_nb.llm import LLMCache, LLMClient, RetryPolicy
+
+    def create(**body):
+        text = (f'<param name="instructions">\nAnswer in one word ({len(str(body)) % 5}).\n</param>\n'
+                "```text\nAnswer in one word.\n```\n<summary>Use one word.</summary>")
+        return {"content": [{"type": "text", "text": text}], "usage": {"input_tokens": 5, "output_tokens": 2}}
+
+    client = LLMClient(model="fake-model", create=create, cache=LLMCache(), retry=RetryPolicy(max_attempts=1))
+    problem = short_answer_problem(client, n_train=6, n_test=3, seed=0)
+    run = lambda: run_baseline(method, problem, client, budget=40, seed=1, embedder=CharNgramEmbedder(),
+                               max_tokens=64)
+    first = run()
+    second = run()  # the same requests again: all answered from the reply cache
+    ledger = client.ledger.snapshot()["usage"]
+    assert first.details["llm_calls"] == second.details["llm_calls"] and "task" not in first.details["llm_calls"]
+    for role, n in first.details["llm_calls"].items():
+        assert ledger[role]["requests"] == 2 * n and ledger[role]["cache_hits"] >= n  # the second run: all cached
+    assert first.details["llm_calls"].get("proposer", 0) >= 1 and ledger["task"]["requests"] > 0

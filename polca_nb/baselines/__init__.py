@@ -9,11 +9,11 @@ those methods run.
 """
 
 from .accounting import (
+    OPTIMIZER_ROLES,
     BudgetExhausted,
     MeteredEvaluator,
     MethodResult,
     ProgramPoint,
-    RoleCountingLLM,
     from_run_result,
     held_out_score,
     program_curve,
@@ -25,9 +25,9 @@ __all__ = [
     "BudgetExhausted",
     "MeteredEvaluator",
     "MethodResult",
+    "OPTIMIZER_ROLES",
     "PEERS",
     "ProgramPoint",
-    "RoleCountingLLM",
     "default_config",
     "from_run_result",
     "held_out_score",

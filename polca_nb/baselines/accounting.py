@@ -4,7 +4,8 @@ A metric call is one evaluation of one program on one example (the unit of `Budg
 `MeteredEvaluator` wraps a problem's evaluator, counts every call and refuses any call past the budget,
 so a peer optimizer cannot overspend even when its own stopper checks only between iterations.
 `MethodResult` is what every method (POLCA's loop configurations, GEPA, OpenEvolve) hands back: the
-program it would return after each iteration, against metric calls, and the final program.
+program it would return after each iteration, against metric calls, and the final program. A run's
+LLM calls per role come from a tracker on the LLM's ledger (`OPTIMIZER_ROLES`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..llm.base import LLM, LLMReply
 from ..methods import CurvePoint, returned_id, returned_program
 from ..protocols import Evaluator
 from ..runner import RunResult
@@ -84,19 +84,11 @@ class MeteredEvaluator:
         return [self.evaluator(params, ex, s) for ex, s in zip(examples, seeds)]
 
 
-@dataclass
-class RoleCountingLLM:
-    """Passes calls through to `llm`, counting them per ledger role (a per-run view of a shared client)."""
-
-    llm: LLM
-    calls: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def complete(self, **request: Any) -> LLMReply:
-        role = request.get("role", "")
-        with self._lock:
-            self.calls[role] = self.calls.get(role, 0) + 1
-        return self.llm.complete(**request)
+OPTIMIZER_ROLES = ("proposer", "summarizer")
+"""The ledger roles of an optimizer's own LLM calls (POLCA's proposer and summarizer, GEPA's reflection
+LM, OpenEvolve's LLM): what a MethodResult's `details["llm_calls"]` counts, with a tracker on the
+LLM's ledger (`with_ledger(llm).ledger.track(roles=OPTIMIZER_ROLES)`) while the run lasts. The task
+model's calls (the evaluator's, also on a shared client) are metric calls, counted by MeteredEvaluator."""
 
 
 @dataclass(frozen=True)

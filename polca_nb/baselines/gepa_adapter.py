@@ -21,11 +21,11 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from ..llm.base import LLM
+from ..llm.base import LLM, with_ledger
 from ..roles.templates import InputRenderer, default_input_text
 from ..runner import Problem
 from ..types import Example, Params
-from .accounting import BudgetExhausted, MeteredEvaluator, MethodResult, ProgramPoint, RoleCountingLLM
+from .accounting import OPTIMIZER_ROLES, BudgetExhausted, MeteredEvaluator, MethodResult, ProgramPoint
 
 SAMPLE_ID_STRIDE = 1_000_000
 """Reflection call k of the run with seed s uses sample_id s * SAMPLE_ID_STRIDE + k."""
@@ -203,11 +203,12 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
     if perfect is None:
         perfect = problem.score_range[1] if problem.score_range is not None else 1.0
 
-    counting = RoleCountingLLM(llm)
     meter = MeteredEvaluator(problem.evaluator, budget, np.random.default_rng(seed))
-    reflection = ReflectionLM(counting, seed, settings.max_tokens, settings.temperature)
     recorder = _Recorder(meter)
     stop_reason = "max_metric_calls"
+    llm = with_ledger(llm)
+    reflection = ReflectionLM(llm, seed, settings.max_tokens, settings.temperature)
+    llm_calls = llm.ledger.track(roles=OPTIMIZER_ROLES)
     try:
         gepa.optimize(
             seed_candidate=dict(problem.seed_params),
@@ -233,6 +234,7 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         stop_reason = "max_metric_calls (refused a call that would overspend)"
     finally:
         meter.close()
+        llm_calls.stop()
     final = recorder.returned()
     if final is None:  # not even the seed's validation pass completed
         final = dict(problem.seed_params)
@@ -246,7 +248,7 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         "candidates": len(state.program_candidates) if state is not None else 0,
         "accepted": recorder.accepted,
         "reflection_calls": reflection.calls,
-        "llm_calls": dict(counting.calls),
+        "llm_calls": llm_calls.requests(),
     }
     if directory is not None:
         (directory / "summary.json").write_text(json.dumps({"final_params": final, "metric_calls": meter.calls,

@@ -40,11 +40,11 @@ from typing import Any, Sequence
 import numpy as np
 from openevolve.llm.base import LLMInterface
 
-from ..llm.base import LLM
+from ..llm.base import LLM, with_ledger
 from ..roles.templates import InputRenderer, default_input_text, truncate_middle
 from ..runner import Problem
 from ..types import Example, Params
-from .accounting import BudgetExhausted, MeteredEvaluator, MethodResult, ProgramPoint, RoleCountingLLM
+from .accounting import OPTIMIZER_ROLES, BudgetExhausted, MeteredEvaluator, MethodResult, ProgramPoint
 
 SAMPLE_ID_STRIDE = 1_000_000
 """LLM call k of the run with seed s uses sample_id s * SAMPLE_ID_STRIDE + k."""
@@ -378,9 +378,9 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
     if budget < 2 * batch:
         raise ValueError(f"budget {budget} is too small for OpenEvolve: the seed and one child take "
                          f"{2 * batch} metric calls (minibatch_size {settings.minibatch_size})")
-    counting = RoleCountingLLM(llm)
     key = f"{_MODEL_PREFIX}{uuid.uuid4().hex[:12]}"
-    ctx = _RunContext(key, seed, problem, counting, MeteredEvaluator(problem.evaluator, budget,
+    llm = with_ledger(llm)
+    ctx = _RunContext(key, seed, problem, llm, MeteredEvaluator(problem.evaluator, budget,
                                                                      np.random.default_rng([seed, 0])),
                       settings, render_input, np.random.default_rng([seed, 1]))
     iterations = settings.iterations_for(budget)
@@ -392,6 +392,7 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         _ACTIVE[key] = ctx
         guard = _GlobalStateGuard()
         oe = None
+        llm_calls = llm.ledger.track(roles=OPTIMIZER_ROLES)  # inside _RUN_LOCK: only this run's calls
         try:
             from openevolve.controller import OpenEvolve
 
@@ -402,6 +403,7 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
             _run_in_fresh_thread(lambda: asyncio.run(_drive(oe, ctx, recorder, iterations)))
         finally:
             ctx.meter.close()
+            llm_calls.stop()
             _shutdown_openevolve_threads(oe)
             guard.restore()
             _ACTIVE.pop(key, None)
@@ -415,7 +417,7 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
                    "distinct_evaluated_programs": len(ctx.scores_by_text),
                    "iterations": int(oe.database.last_iteration), "refused_evaluations": ctx.refused,
                    "skipped_llm_calls": ctx.skipped_llm_calls,
-                   "llm_calls": dict(counting.calls)}
+                   "llm_calls": llm_calls.requests()}
         if run_dir is not None:
             (workdir / "summary.json").write_text(json.dumps({"final_params": final,
                                                               "metric_calls": ctx.meter.calls, **details}, indent=1))

@@ -17,11 +17,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..budget import Budget
-from ..llm.base import LLM
+from ..llm.base import LLM, with_ledger
 from ..methods import METHODS, get_method, run_method
 from ..protocols import Embedder, Executor, Proposer, Summarizer
 from ..problem import PolcaConfig, Problem
-from .accounting import MeteredEvaluator, MethodResult, RoleCountingLLM, from_run_result
+from .accounting import OPTIMIZER_ROLES, MeteredEvaluator, MethodResult, from_run_result
 
 PEERS = ("gepa", "openevolve")
 ALL_METHODS = tuple(METHODS) + PEERS
@@ -78,7 +78,7 @@ def run_baseline(
         settings = replace(settings, max_tokens=max_tokens) if max_tokens is not None else settings
         return run_openevolve(problem, llm, budget=budget, seed=seed, settings=settings, run_dir=run_dir)
 
-    counting = RoleCountingLLM(llm)
+    llm = with_ledger(llm)  # its ledger's tracker counts the run's optimizer calls
     # Test-set scoring is the caller's (unbudgeted) business: inside the loop it would hit the meter.
     config = replace(base_config or default_config(budget), budget=Budget(max_metric_calls=budget), test_every=None,
                      final_reevaluation=None)
@@ -88,24 +88,25 @@ def run_baseline(
     if proposer is None:
         from ..roles import LLMProposer
 
-        proposer = LLMProposer(counting, objective=problem.objective,
+        proposer = LLMProposer(llm, objective=problem.objective,
                                **{**PROPOSER_DEFAULTS, **({"max_tokens": max_tokens} if max_tokens else {})})
     if summarizer is None and configured.use_summarizer:
         from ..roles import LLMSummarizer
 
-        summarizer = LLMSummarizer(counting, **{**SUMMARIZER_DEFAULTS,
-                                                **({"max_tokens": max_tokens} if max_tokens else {})})
+        summarizer = LLMSummarizer(llm, **{**SUMMARIZER_DEFAULTS,
+                                           **({"max_tokens": max_tokens} if max_tokens else {})})
     if embedder is None:
         # Also without the eps-Net: the embedder then only measures proposal distances, so every arm
         # reports what eps would have done (RunResult.epsnet).
         from ..embedders import default_embedder
 
         embedder = default_embedder()
-    result = run_method(name, metered, proposer, config, embedder=embedder, summarizer=summarizer, seed=seed,
-                        run_dir=run_dir, executor=executor, progress=False)
+    with llm.ledger.track(roles=OPTIMIZER_ROLES) as llm_calls:
+        result = run_method(name, metered, proposer, config, embedder=embedder, summarizer=summarizer, seed=seed,
+                            run_dir=run_dir, executor=executor, progress=False)
     # A resumed run_dir spent part of its calls before this call (and before this meter existed).
     if (result.spent.metric_calls != meter.calls) if run_dir is None else (meter.calls > result.spent.metric_calls):
         raise RuntimeError(f"{name}: the loop reports {result.spent.metric_calls} metric calls but the "
                            f"evaluator was called {meter.calls} times")
-    details: Mapping[str, Any] = {"llm_calls": dict(counting.calls)}
+    details: Mapping[str, Any] = {"llm_calls": llm_calls.requests()}
     return from_run_result(name, result, budget, seed, details)
