@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .budget import Budget
-from .llm.ledger import SpendLimit, ledger_of  # an LLM without a ledger is not billed (RunSpend refuses a USD limit)
+from .llm.ledger import SpendLimit, ledger_of
 
 SPEND_FILE = "usd.json"
 LLM_USAGE_FILE = "llm_usage.json"

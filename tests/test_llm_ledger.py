@@ -9,9 +9,23 @@ import threading
 import pytest
 
 from polca_nb.errors import BudgetExhausted
-from polca_nb.llm import (LedgeredLLM, LLMCache, LLMClient, LLMError, LLMReply, Ledger, Price, RequestUsage,
-                          RetryPolicy, ScriptedLLM, SpendLimit, ledger_of, price_for, with_ledger)
-from polca_nb.llm import config
+from polca_nb.llm import (
+    Ledger,
+    LedgeredLLM,
+    LLMCache,
+    LLMClient,
+    LLMError,
+    LLMReply,
+    Price,
+    RequestUsage,
+    RetryPolicy,
+    ScriptedLLM,
+    SpendLimit,
+    config,
+    ledger_of,
+    price_for,
+    with_ledger,
+)
 
 
 def test_price_cost_is_per_million_tokens():
@@ -166,9 +180,8 @@ def test_trackers_nest_filter_roles_restart_and_count_failures():
     ask(client, "d")
     assert inner.requests() == {"proposer": 2} and inner.usage("proposer").errors == 1
     assert outer.requests() == {"task": 2, "proposer": 2} and outer.usage("task").prompt_chars == 2
-    with limited.ledger.track() as refused:
-        with pytest.raises(BudgetExhausted):
-            ask(limited, "e")
+    with limited.ledger.track() as refused, pytest.raises(BudgetExhausted):
+        ask(limited, "e")
     assert refused.usage("task").errors == 1 and limited.ledger.usage("task").requests == 0
     with pytest.raises(TypeError, match="collection"):
         client.ledger.track(roles="task")

@@ -134,6 +134,8 @@ class LedgeredLLM:
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes the wrapper itself lacks (model, calls, close, ...).
+        if "llm" not in self.__dict__:  # mid-unpickling or -copying
+            raise AttributeError(name)
         return getattr(self.__dict__["llm"], name)
 
     def __repr__(self) -> str:

@@ -111,7 +111,7 @@ class Ledger:
             self._trackers = [t for t in self._trackers if t is not tracker]
             tracker.active = False
 
-    def record_request(self, role: str, *, prompt_chars: int, reply: "LLMReply | None") -> None:
+    def record_request(self, role: str, *, prompt_chars: int, reply: LLMReply | None) -> None:
         """One request a client answered with `reply` (live or cached; None: it failed), for the
         active trackers. The ledger's own totals are kept by record_call/record_cache_hit/record_error."""
         with self._lock:
@@ -291,7 +291,7 @@ class Ledger:
 
 def ledger_of(llm: Any) -> Ledger | None:
     """The ledger of an LLM client (or a Ledger itself); None for None or an LLM without one (a
-    scripted fake without a ledger)."""
+    scripted fake without a ledger): then a run bills nothing and refuses a USD limit (spend.RunSpend)."""
     if llm is None or isinstance(llm, Ledger):
         return llm
     ledger = getattr(llm, "ledger", None)

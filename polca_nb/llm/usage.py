@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .base import LLMReply
@@ -62,7 +63,7 @@ class RequestUsage:
         """Input tokens per prompt character; NaN before any prompt character."""
         return self.input_tokens / self.prompt_chars if self.prompt_chars else math.nan
 
-    def add(self, other: "RequestUsage") -> None:
+    def add(self, other: RequestUsage) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -74,7 +75,7 @@ class UsageTracker:
     still readable then. `roles` (None: all) limits it to those roles. Thread-safe.
     """
 
-    def __init__(self, ledger: "Ledger", roles: Iterable[str] | None = None) -> None:
+    def __init__(self, ledger: Ledger, roles: Iterable[str] | None = None) -> None:
         if isinstance(roles, str):
             raise TypeError(f"roles must be a collection of role names, got the string {roles!r}")
         self.ledger = ledger
@@ -83,23 +84,23 @@ class UsageTracker:
         self._lock = threading.Lock()
         self.active = False
 
-    def start(self) -> "UsageTracker":
+    def start(self) -> UsageTracker:
         """(Re)start recording; no-op when active."""
         self.ledger._attach(self)
         return self
 
-    def stop(self) -> "UsageTracker":
+    def stop(self) -> UsageTracker:
         """Stop recording (what was recorded stays); no-op when stopped."""
         self.ledger._detach(self)
         return self
 
-    def __enter__(self) -> "UsageTracker":
+    def __enter__(self) -> UsageTracker:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def record(self, role: str, *, prompt_chars: int, reply: "LLMReply | None") -> None:
+    def record(self, role: str, *, prompt_chars: int, reply: LLMReply | None) -> None:
         """One request of `role` with a prompt of `prompt_chars` characters, answered with `reply`
         (None: it failed). Called by the ledger for every active tracker."""
         if self.roles is not None and role not in self.roles:
