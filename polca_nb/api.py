@@ -51,7 +51,9 @@ def optimize(
     if (budget is None) == (config is None):
         raise ValueError("give budget= (the other knobs keep PolcaConfig's defaults) or config=, not both or neither; "
                          f"got budget={budget!r}, config={config!r}")
-    config = config if config is not None else PolcaConfig(budget)
+    if config is None:
+        assert budget is not None
+        config = PolcaConfig(budget)
     from . import embedders, llm as llm_module  # noqa: PLC0415 - looked up at call time (tests patch them)
     from .roles import LLMProposer, LLMSummarizer  # noqa: PLC0415
     from .runner import polca  # noqa: PLC0415

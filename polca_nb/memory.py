@@ -23,7 +23,8 @@ ScoreRange = tuple[float, float]
 class PriorityRule(Protocol):
     """Maps a candidate at iteration t to its exploration priority (higher is explored first)."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def __call__(self, candidate: Candidate, t: int) -> float: ...
 

@@ -110,9 +110,9 @@ class RunLog:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """Persist the end-of-iteration state together with how many events it covers."""
-        if self.checkpoint_path is None:
+        if self.directory is None:
             return
-        _atomic_write_text(self.checkpoint_path, json.dumps({**state, "events_count": len(self.events)}))
+        _atomic_write_text(self.directory / CHECKPOINT, json.dumps({**state, "events_count": len(self.events)}))
         (self.directory / REPLAY).unlink(missing_ok=True)
         self.replay = {}
 
@@ -124,14 +124,15 @@ class RunLog:
         if self.directory is None:
             return None
         checkpoint = None
-        if self.checkpoint_path.exists():
-            checkpoint = json.loads(self.checkpoint_path.read_text(encoding="utf-8"))
-        logged = read_events(self.events_path)
+        checkpoint_path, events_path = self.directory / CHECKPOINT, self.directory / EVENTS
+        if checkpoint_path.exists():
+            checkpoint = json.loads(checkpoint_path.read_text(encoding="utf-8"))
+        logged = read_events(events_path)
         covered = int(checkpoint["events_count"]) if checkpoint else 0
         tail = read_events(self.directory / REPLAY) + logged[covered:]
         if tail:
             _atomic_write_text(self.directory / REPLAY, _jsonl(tail))
-        _atomic_write_text(self.events_path, _jsonl(logged[:covered]))
+        _atomic_write_text(events_path, _jsonl(logged[:covered]))
         self.events = logged[:covered]
         self.replay = {k: e for e in tail if (k := event_key(e)) is not None}
         return checkpoint

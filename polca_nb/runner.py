@@ -71,7 +71,7 @@ def iterate(
     t = state.iteration
     rng = state.rng
     first_event = len(log_.events)
-    scoring = {"score_range": problem.score_range, "evaluation_errors": config.evaluation_errors}
+    scoring: dict[str, Any] = {"score_range": problem.score_range, "evaluation_errors": config.evaluation_errors}
     priority = make_priority(config.priority, problem.score_range, config.ucb_c)
     popped, rest = pop_top_k(state.memory, config.num_candidates, priority, t)
     m = exploration_batches(config.num_batches, config.num_candidates, len(popped))
@@ -271,8 +271,9 @@ def polca(
         # logged since then become its replay table (this "stopped" event is not replayed).
         error = f"{type(exc).__name__}: {exc}"
         log_.emit({"type": "stopped", "reason": "fatal_error", "error": error, "step": state.iteration})
-        exc.result = _result(state, state.spent, "fatal_error", (), log_, config, embedder_name, error=error,
-                             usd=spend.by_role())
+        partial = _result(state, state.spent, "fatal_error", (), log_, config, embedder_name, error=error,
+                          usd=spend.by_role())
+        exc.result = partial  # type: ignore[attr-defined]
         raise
     finally:
         spend.remove()

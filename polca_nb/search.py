@@ -68,6 +68,12 @@ class FilterDecision:
     admitted: bool
 
 
+def _embedding(candidate: Candidate) -> np.ndarray:
+    """The embedding `ensure_embeddings` filled in."""
+    assert candidate.embedding is not None, f"candidate {candidate.id} has no embedding"
+    return candidate.embedding
+
+
 def draw_seeds(rng: np.random.Generator, n: int) -> list[int]:
     """n integer seeds for evaluations or LLM samples, drawn up front so order never depends on threads."""
     return [int(s) for s in rng.integers(0, SEED_BOUND, size=n)]
@@ -374,8 +380,8 @@ def filter_proposals(
     else:
         reference_out = ensure_embeddings(reference, embedder)
         news = ensure_embeddings(news, embedder)
-        ref = np.stack([c.embedding for c in reference_out]) if reference_out else np.zeros((0, 0))
-        admissions = epsnet_filter(np.stack([c.embedding for c in news]), ref, eps)
+        ref = np.stack([_embedding(c) for c in reference_out]) if reference_out else np.zeros((0, 0))
+        admissions = epsnet_filter(np.stack([_embedding(c) for c in news]), ref, eps)
         decisions = [FilterDecision(news[a.index], a.distance, a.admitted) for a in admissions]
     for d in decisions:
         index = d.candidate.id - first_id

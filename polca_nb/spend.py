@@ -67,7 +67,7 @@ class RunSpend:
 
     def save(self) -> None:
         spent = self.by_role()
-        if spent is None or self.run_dir is None:
+        if spent is None or self.run_dir is None or self.ledger is None:
             return
         save_spend(self.run_dir, spent)
         tmp = self.run_dir / f".{LLM_USAGE_FILE}.tmp"

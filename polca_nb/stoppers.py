@@ -58,6 +58,7 @@ class NoImprovement:
         if len(means) <= self.iterations or means[-self.iterations - 1] is None:
             return None
         before = means[-self.iterations - 1]
+        assert before is not None
         recent = [m for m in means[-self.iterations:] if m is not None]
         if recent and max(recent) <= before + self.min_delta:
             return "no_improvement"

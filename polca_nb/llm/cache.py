@@ -142,17 +142,18 @@ class LLMCache:
                 return self._memory.setdefault(key, value)
         self._sweep_once()
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        fd, created = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        tmp: str | None = created
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(text)
             try:
-                os.link(tmp, path)  # atomic, and fails if the entry exists: no writer overwrites another
+                os.link(created, path)  # atomic, and fails if the entry exists: no writer overwrites another
                 stored = value
             except FileExistsError:
                 existing = self._read(path)
                 if existing is None:  # an unreadable entry (written by an older, non-atomic version)
-                    os.replace(tmp, path)
+                    os.replace(created, path)
                     tmp = None
                     stored = value
                 else:

@@ -260,7 +260,7 @@ def reply_fields(message: Any) -> dict[str, Any]:
         raise MalformedReply(f"reply is not a Message (expected type 'message' with a list of content blocks): {shown}")
     content = [dict(b) for b in blocks]
     text = "".join(b["text"] for b in content if b.get("type") == "text" and isinstance(b.get("text"), str))
-    usage = data.get("usage") if isinstance(data.get("usage"), Mapping) else {}
+    usage: Mapping[str, Any] = data["usage"] if isinstance(data.get("usage"), Mapping) else {}
     return {
         "text": text,
         "content": content,

@@ -71,9 +71,10 @@ class Price:
     def cost(self, input_tokens: int, output_tokens: int, cache_write_tokens: int = 0,
              cache_read_tokens: int = 0) -> float:
         """USD for one call with these token counts (`input_tokens` = the uncached part of the prompt)."""
+        write = self.input_per_mtok * 1.25 if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        read = self.input_per_mtok * 0.1 if self.cache_read_per_mtok is None else self.cache_read_per_mtok
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok
-                + cache_write_tokens * self.cache_write_per_mtok
-                + cache_read_tokens * self.cache_read_per_mtok) / 1_000_000
+                + cache_write_tokens * write + cache_read_tokens * read) / 1_000_000
 
 
 FREE = Price(0.0, 0.0)

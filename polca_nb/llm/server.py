@@ -167,6 +167,7 @@ class _Spawner:
                 self._prctl = None
 
     def _set_death_signal(self) -> None:  # runs in the child between fork and exec
+        assert self._prctl is not None  # only installed as preexec_fn when prctl loaded
         self._prctl(self._PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
     def popen(self, command: list[str], timeout_s: float, **kwargs) -> subprocess.Popen:
