@@ -57,7 +57,7 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 try:  # the version the installed SDK sends; the server enforces the rules of whatever a request carries
     from anthropic._constants import ANTHROPIC_API_VERSION as SDK_API_VERSION

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from polca_nb.errors import BudgetExhausted, FatalError
-from polca_nb.llm import LLMCache, LLMClient, LLMError, LLMFatalError, Ledger, Price, RetryPolicy, SpendLimit
+from polca_nb.llm import LLMCache, LLMClient, LLMError, LLMFatalError, Ledger, RetryPolicy, SpendLimit
 from polca_nb.llm import config
 from polca_nb.llm.client import BackendOptions, MalformedReply, default_client, model_from_env, redact_url
 

@@ -8,10 +8,10 @@ import pytest
 
 from polca_nb.budget import Budget
 from polca_nb.runlog import RunLog, read_events
-from polca_nb.runner import PolcaConfig, Problem, polca
+from polca_nb.runner import PolcaConfig, polca
 from polca_nb.search import exploration_batches, explore, reevaluate_top_k
 from polca_nb.synthetic import ScriptedProposer, SkillsEmbedder, SkillsSummarizer, skills_problem
-from polca_nb.types import Candidate, Example
+from polca_nb.types import Candidate
 
 
 class Crash(BaseException):
@@ -66,7 +66,7 @@ def test_same_seed_same_log_different_seed_different_log(tmp_path):
     problem = skills_problem()
     a = run(problem, seed=5, run_dir=tmp_path / "a")
     b = run(problem, seed=5, run_dir=tmp_path / "b")
-    c = run(problem, seed=6, run_dir=tmp_path / "c")
+    run(problem, seed=6, run_dir=tmp_path / "c")
     log_a = (tmp_path / "a" / "events.jsonl").read_text()
     assert log_a == (tmp_path / "b" / "events.jsonl").read_text()
     assert log_a != (tmp_path / "c" / "events.jsonl").read_text()
