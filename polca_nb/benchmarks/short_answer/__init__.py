@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..llm.base import LLM
-from ..problem import Problem
-from ..types import Evaluation, Example, Params
+from ...llm.base import LLM
+from ...problem import Problem
+from ...types import Evaluation, Example, Params
 
 SEED_INSTRUCTIONS = "Answer the question."
 OBJECTIVE = (

@@ -28,16 +28,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..budget import Budget
-from ..data import ENV_VAR, PROJECT_ROOT, data_dir, download_dir
-from ..llm.base import LLM
-from ..llm.config import Price
-from ..llm.usage import UsageTracker
-from ..methods import CurvePoint
-from ..protocols import Embedder, Executor, as_executor
-from ..roles import LLMProposer, LLMSummarizer
-from ..runner import PolcaConfig, Problem, RunResult, polca
-from ..types import Evaluation, Example, Params
+from ...budget import Budget
+from ...data import ENV_VAR, PROJECT_ROOT, data_dir, download_dir
+from ...llm.base import LLM
+from ...llm.config import Price
+from ...llm.usage import UsageTracker
+from ...methods import CurvePoint
+from ...protocols import Embedder, Executor, as_executor
+from ...roles import LLMProposer, LLMSummarizer
+from ...runner import PolcaConfig, Problem, RunResult, polca
+from ...types import Evaluation, Example, Params
 
 # --- data ------------------------------------------------------------------------------------------
 DATA_FILE = "hotpotqa/hotpot_dev_distractor_first100.json"
@@ -488,7 +488,7 @@ def paper_reference() -> dict[str, Any]:
 def plot_runs(ax, runs: Sequence[HotpotRun], *, x: str = "eval_step", label: str = "POLCA (this run)",
               reference: Mapping[str, Sequence[Sequence[float]]] | None = None) -> None:
     """Best-so-far test accuracy, mean over `runs` with a std/sqrt(n) band, plus dashed reference curves."""
-    from ..plots import curves_on_grid, plot_score_curves
+    from ...plots import curves_on_grid, plot_score_curves
 
     if not runs:
         raise ValueError("runs must hold at least one HotpotRun")

@@ -1,0 +1,7 @@
+"""`python -m polca_nb.benchmarks.hotpotqa download`: the data command (same as `... .hotpotqa.data`)."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
