@@ -81,7 +81,8 @@ class RunPreview:
             rows.append({"role": r.role, "calls": r.requests, "prompt Mtok": round(r.prompt_tokens / 1e6, 3),
                          "output Mtok (max)": round(r.max_output_tokens / 1e6, 3),
                          "USD": round(r.usd(self.price, caching=False), 2),
-                         "USD cached": round(r.usd(self.price, caching=True, min_cache_tokens=self.min_cache_tokens), 2)})
+                         "USD cached": round(r.usd(self.price, caching=True,
+                                                    min_cache_tokens=self.min_cache_tokens), 2)})
         return rows
 
     def __str__(self) -> str:

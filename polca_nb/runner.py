@@ -135,7 +135,8 @@ def iterate(
                            len(admitted), sum(1 for d in decisions if not d.admitted),
                            max(memory.candidates), test_score, len({ex.id for ex in batch}),
                            sum(1 for c in validated if c.id in identical_ids),
-                           sum(1 for e in log_.events[first_event:] if e.get("type") == "evaluation" and e.get("error")))
+                           sum(1 for e in log_.events[first_event:]
+                               if e.get("type") == "evaluation" and e.get("error")))
     log_.emit({"type": "iteration", **asdict(stats), "explored": [c.id for c in fresh],
                "explore_example_ids": [ex.id for ex in batch]})
     return SearchState(t + 1, memory, context, state.next_id + len(proposals), spent, rng,

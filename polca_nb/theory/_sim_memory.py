@@ -65,7 +65,8 @@ class _SimulatedMemory:
         old_capacity = self.capacity
         self._allocate(min(self.limit, 2 * old_capacity))
         shift = self.capacity - old_capacity
-        for new, previous in zip((self.mu, self.sums, self.counts, self.means, self.inv_sqrt_counts), old[:1] + old[2:]):
+        grown = (self.mu, self.sums, self.counts, self.means, self.inv_sqrt_counts)
+        for new, previous in zip(grown, old[:1] + old[2:]):
             new[:, shift : shift + old_capacity] = previous[:, :old_capacity]
         self.latent[:, :, shift : shift + old_capacity] = old[1][:, :, :old_capacity]
         self.newest += shift

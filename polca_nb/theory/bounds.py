@@ -29,7 +29,8 @@ def packing_bound(eps: float, latent_radius: float, latent_dim: int) -> int:
 
 
 def theorem1_slope(B: float, gamma: float, delta_0: float, sigma: float, n_eps: float) -> float:
-    """Theorem 1's coefficient of log n without its hidden constant: B/(2 gamma delta_0) + 64 sigma^2 N_eps / gamma^2."""
+    """Theorem 1's coefficient of log n without its hidden constant:
+    B/(2 gamma delta_0) + 64 sigma^2 N_eps / gamma^2."""
     return B / (2 * gamma * delta_0) + 64 * sigma**2 * n_eps / gamma**2
 
 

@@ -78,7 +78,8 @@ class Oracle:
             raise ValueError(f"failure must be 'drop' or 'reset', got {self.failure!r}")
         if self.failure_drop < 0:
             raise ValueError(f"failure_drop must be >= 0, got {self.failure_drop!r}")
-        if not isinstance(self.latent_dim, (int, np.integer)) or isinstance(self.latent_dim, bool) or self.latent_dim < 1:
+        dim = self.latent_dim
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"latent_dim must be an int >= 1, got {self.latent_dim!r}")
         if self.latent_radius <= 0:
             raise ValueError(f"latent_radius must be > 0, got {self.latent_radius!r}")

@@ -77,12 +77,14 @@ def plot_theorem1(sweep: Theorem1Sweep) -> Figure:
         subopt = run.suboptimal_selections[:, idx]
         if eps > 0:
             fit = sweep.fits[(sigma, eps)]
-            _band(fitted_ax, n, subopt, label=f"{name}: fit {round(fit.slope, 1) + 0.0:.1f}·ln n {fit.intercept:+.0f}", **style)
+            label = f"{name}: fit {round(fit.slope, 1) + 0.0:.1f}·ln n {fit.intercept:+.0f}"
+            _band(fitted_ax, n, subopt, label=label, **style)
             fitted = n[n >= sweep.fit_from]
             fitted_ax.plot(fitted, fit(fitted), color="black", linestyle="--", linewidth=1)
         _band(compare_ax, n, subopt, label=name, **style)
         _band(memory_ax, n, run.memory_size[:, idx], label=name, **style)
-    fitted_ax.plot([], [], color="black", linestyle="--", linewidth=1, label=f"a·ln n + b, fitted on n ≥ {sweep.fit_from}")
+    fitted_ax.plot([], [], color="black", linestyle="--", linewidth=1,
+                   label=f"a·ln n + b, fitted on n ≥ {sweep.fit_from}")
     fitted_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of programs with μ ≤ B − γ]",
                   title="With the ε-Net: sub-optimal selections ~ a·log n")
     compare_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of programs with μ ≤ B − γ]",
