@@ -45,7 +45,7 @@ def data_folder(tmp_path, monkeypatch):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(RECORDS), encoding="utf-8")
     monkeypatch.setenv("POLCA_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(hq, "PROJECT_ROOT", tmp_path / "no-project")
+    monkeypatch.setattr(hq.data, "PROJECT_ROOT", tmp_path / "no-project")
     return tmp_path
 
 
@@ -62,7 +62,7 @@ def test_loader_reads_records_in_file_order(data_folder):
 
 def test_loader_missing_file_names_both_ways_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("POLCA_DATA_DIR", str(tmp_path / "empty"))
-    monkeypatch.setattr(hq, "PROJECT_ROOT", tmp_path / "no-project")
+    monkeypatch.setattr(hq.data, "PROJECT_ROOT", tmp_path / "no-project")
     with pytest.raises(FileNotFoundError) as info:
         hq.load_examples()
     message = str(info.value)
@@ -460,3 +460,90 @@ def test_a_broken_task_model_stops_the_run_before_the_search(data_folder):
     accuracy = hq.measure_accuracy(hq.HotpotQAEvaluator(ScriptedLLM(replies=["Paris", "no", "Paris", "yes"])),
                                    {"meta_instructions": "x"}, examples, repeats=2, seed=0)
     assert accuracy == 0.75  # task 0 (Paris) right twice, task 1 (yes) right once
+
+
+# --- the benchmark shape: presets.setup, experiment.run, the data command (issue 13) ---------------
+@pytest.fixture
+def paper_sized_data(tmp_path, monkeypatch):
+    """100 hand-made records (the paper preset's size), found through $POLCA_DATA_DIR."""
+    path = tmp_path / hq.DATA_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(RECORDS * 25), encoding="utf-8")
+    monkeypatch.setenv("POLCA_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.mark.parametrize("name", ["smoke", "paper"])
+def test_setup_builds_each_preset_without_calling_the_model(paper_sized_data, name):
+    from polca_nb.benchmarks.common import BenchmarkSetup
+    from polca_nb.benchmarks.hotpotqa.presets import setup
+
+    preset = hq.PRESETS[name]
+    llm = ScriptedLLM(replies=[])  # any call would raise
+    built = setup(name, llm)
+    assert isinstance(built, BenchmarkSetup) and llm.calls == []
+    assert built.config == hq.make_config(preset)
+    problem = built.problem
+    assert len(problem.trainset) == len(problem.testset) == preset.n_examples
+    assert len(problem.valset) == preset.validation_size
+    assert problem.seed_params == hq.SEED_PARAMS == {hq.PARAM: hq.INITIAL_INSTRUCTIONS}
+    assert problem.evaluator == hq.HotpotQAEvaluator(llm, max_tokens=preset.task_max_tokens,
+                                                     temperature=preset.task_temperature,
+                                                     max_paragraphs=preset.max_paragraphs)
+    assert built.proposer.max_tokens == preset.proposer_max_tokens and built.summarizer is not None
+    assert built.summarizer.max_tokens == preset.summarizer_max_tokens
+    # overrides go to the config; without a summarizer the setup carries none
+    plain = setup(preset, llm, use_summarizer=False, eps=0.0)
+    assert plain.summarizer is None and plain.config.eps == 0.0 and llm.calls == []
+    with pytest.raises(ValueError, match="unknown HotpotQA preset 'big'"):
+        setup("big", llm)
+
+
+def test_experiment_run_runs_every_seed_into_its_run_dir(data_folder, tmp_path):
+    from polca_nb.benchmarks.common import ExperimentResult
+
+    examples = hq.load_examples(4)
+    preset = hq.HotpotPreset("tiny", n_examples=4, iterations=2, seeds=(0, 1), num_candidates=2, eps=0.0,
+                             use_summarizer=False, test_every=1, test_repeats=1)
+    result = hq.run(preset, scripted_models(examples), run_root=tmp_path / "runs", embedder=None)
+    assert isinstance(result, ExperimentResult) and tuple(result.seeds) == (0, 1) and len(result.runs) == 2
+    single = hq.run_seed(preset, scripted_models(examples), seed=1, embedder=None, examples=examples)
+    assert result.per_seed[1]["seed"] == 1 and result.per_seed[1]["test_points"] == single.test_points()
+    assert result.per_seed[1]["run"].best_instructions == single.best_instructions
+    fingerprint = hq.make_config(preset).fingerprint()
+    assert {p.name for p in (tmp_path / "runs").iterdir()} == {f"hotpotqa-tiny-{fingerprint}-seed{s}" for s in (0, 1)}
+
+
+def test_data_command_parses_dest_and_out(monkeypatch, tmp_path):
+    from polca_nb.benchmarks.hotpotqa import data
+
+    asked = []
+    monkeypatch.setattr(data, "download", lambda n, dest: asked.append((n, dest)) or _write(dest))
+    monkeypatch.setattr(data, "sha256_of", lambda path: "x")
+    assert data.main(["download", "--dest", str(tmp_path)]) == 0
+    assert data.main(["download", "--n", "3", "--out", str(tmp_path / "f.json")]) == 0
+    assert asked == [(100, tmp_path / hq.DATA_FILE), (3, str(tmp_path / "f.json"))]
+    with pytest.raises(SystemExit):  # one place to write, not two
+        data.main(["download", "--dest", str(tmp_path), "--out", str(tmp_path / "f.json")])
+
+
+def _write(dest):
+    from pathlib import Path
+
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    Path(dest).write_text("[]", encoding="utf-8")
+    return Path(dest)
+
+
+def test_download_without_network_names_the_url(monkeypatch, tmp_path, capsys):
+    def offline(*args, **kwargs):
+        raise OSError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
+    with pytest.raises(ConnectionError, match="https://huggingface.co/datasets/hotpotqa/hotpot_qa") as info:
+        hq.download(2, tmp_path / "out.json")
+    assert "POLCA_DATA_DIR" in str(info.value) and isinstance(info.value.__cause__, OSError)
+    from polca_nb.benchmarks.hotpotqa.data import main
+
+    assert main(["download", "--dest", str(tmp_path)]) == 2
+    assert hq.HF_URL in capsys.readouterr().err and not (tmp_path / hq.DATA_FILE).exists()

@@ -2,6 +2,6 @@
 
 import sys
 
-from . import main
+from .data import main
 
 sys.exit(main())
