@@ -10,6 +10,7 @@ One iteration, as the paper ran it (polca-method.md §2.2):
     admitted = validate(admitted, one shared fresh validation batch ...)
     memory = push(memory, explored + admitted)
 
+Scoring (evaluate_examples, evaluate_on, reevaluate_top_k, the evaluator contract) is in `evaluation`.
 Every function takes what it needs explicitly: the numpy Generator, a `RunLog` for events and
 replay, and the roles. `runner.polca` chains them; notebooks can chain them by hand too.
 """
@@ -17,25 +18,36 @@ replay, and the roles. `runner.polca` chains them; notebooks can chain them by h
 from __future__ import annotations
 
 import logging
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .epsnet import epsnet_filter
-from .errors import EvaluatorTypeError, EvaluatorValueError, StopRun
-from .llm.client import LLMError
+from .errors import StopRun
+from .evaluation import (  # re-exported: the loop's scoring steps are part of this module's API
+    _short,
+    check_evaluation,
+    describe_evaluator,
+    draw_seeds,
+    evaluate_examples,
+    evaluate_on,
+    failure_score,
+    kept_rollouts,
+    reevaluate_top_k,
+)
 from .memory import ScoreRange
 from .protocols import Embedder, Evaluator, Executor, Proposer, SerialExecutor, Summarizer
 from .runlog import RunLog
 from .sampling import SummarySampler, sample_summary_candidates
-from .types import (EVALUATION_ERRORS, SEED_BOUND, Candidate, Evaluation, EvaluationErrors, Example, Params,
-                    Rollout, Source, params_key, render_params)
+from .types import Candidate, EvaluationErrors, Example, Params, Rollout, params_key, render_params
+
+__all__ = ["ExploredBatch", "FilterDecision", "Proposal", "check_evaluation", "describe_evaluator", "draw_seeds",
+           "ensure_embeddings", "evaluate_examples", "evaluate_on", "exploration_batches", "explore",
+           "explored_candidates", "failure_score", "filter_proposals", "kept_rollouts", "proposal_problem", "propose",
+           "reevaluate_top_k", "summarize", "validate"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -72,135 +84,6 @@ def _embedding(candidate: Candidate) -> np.ndarray:
     """The embedding `ensure_embeddings` filled in."""
     assert candidate.embedding is not None, f"candidate {candidate.id} has no embedding"
     return candidate.embedding
-
-
-def draw_seeds(rng: np.random.Generator, n: int) -> list[int]:
-    """n integer seeds for evaluations or LLM samples, drawn up front so order never depends on threads."""
-    return [int(s) for s in rng.integers(0, SEED_BOUND, size=n)]
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
-
-
-def describe_evaluator(evaluator: Any) -> str:
-    """How error messages name an evaluator: a function's qualified name, else its class."""
-    name = getattr(evaluator, "__qualname__", None)
-    if isinstance(name, str):
-        module = getattr(evaluator, "__module__", None)
-        return f"{module}.{name}" if module else name
-    cls = type(evaluator)
-    return f"{cls.__module__}.{cls.__qualname__} instance"
-
-
-def failure_score(score_range: ScoreRange | None) -> float:
-    """The score of a crashed or failed evaluation: the range minimum when it is known and finite, else 0."""
-    if score_range is not None and math.isfinite(float(score_range[0])):
-        return float(score_range[0])
-    return 0.0
-
-
-def check_evaluation(result: Any, evaluator: Any, example: Example, score_range: ScoreRange | None) -> Evaluation:
-    """`result` if it honours the Evaluator contract, else an EvaluatorTypeError / EvaluatorValueError.
-
-    These are bugs in the user's evaluator, not failing programs: they stop the run (a FatalError)
-    with a message naming the evaluator, the example and the value.
-    """
-    where = f"evaluator {describe_evaluator(evaluator)} on example {example.id!r}"
-    if not isinstance(result, Evaluation):
-        raise EvaluatorTypeError(
-            f"{where} returned {_short(result)} ({type(result).__name__}); an evaluator must return "
-            "polca_nb.types.Evaluation(score, feedback), e.g. Evaluation(1.0, 'correct')")
-    score = result.score
-    if isinstance(score, (bool, np.bool_)) or not isinstance(score, numbers.Real):
-        raise EvaluatorTypeError(f"{where} returned Evaluation.score = {_short(score)} ({type(score).__name__}); "
-                                 "the score must be a real number")
-    value = float(score)
-    if not math.isfinite(value):
-        raise EvaluatorValueError(f"{where} returned Evaluation.score = {value!r}; the score must be finite "
-                                  "(a NaN or infinite score poisons every mean it enters)")
-    if score_range is not None:
-        lo, hi = float(score_range[0]), float(score_range[1])
-        if value < lo or value > hi:
-            raise EvaluatorValueError(f"{where} returned Evaluation.score = {value!r}, outside the problem's "
-                                      f"score_range {tuple(score_range)!r}; fix the evaluator or the score_range")
-    for name in ("feedback", "output"):
-        text = getattr(result, name)
-        if not isinstance(text, str):
-            raise EvaluatorTypeError(f"{where} returned Evaluation.{name} = {_short(text)} "
-                                     f"({type(text).__name__}); it must be a str")
-    if result.error is not None and not isinstance(result.error, str):
-        raise EvaluatorTypeError(f"{where} returned Evaluation.error = {_short(result.error)} "
-                                 f"({type(result.error).__name__}); it must be a str or None")
-    return result
-
-
-def kept_rollouts(rollouts: Sequence[Rollout], evaluation_errors: EvaluationErrors = "zero") -> list[Rollout]:
-    """The rollouts that enter a candidate's history under the `evaluation_errors` policy."""
-    if evaluation_errors not in EVALUATION_ERRORS:
-        raise ValueError(f"evaluation_errors must be one of {EVALUATION_ERRORS}, got {evaluation_errors!r}")
-    if evaluation_errors == "zero":
-        return list(rollouts)
-    return [r for r in rollouts if r.error is None]
-
-
-def evaluate_examples(
-    candidate: Candidate,
-    examples: Sequence[Example],
-    seeds: Sequence[int],
-    *,
-    evaluator: Evaluator,
-    step: int,
-    source: Source,
-    log_: RunLog,
-    executor: Executor | None = None,
-    score_range: ScoreRange | None = None,
-) -> list[Rollout]:
-    """Score `candidate` on each example (one metric call each; replayed ones are free).
-
-    - An evaluator that raises is a failing *program*: a rollout with the failure score (the range
-      minimum, else 0) and the error as feedback, so one bad program can never end a run.
-    - An `LLMError` raised inside the evaluator (an LLM call that failed for good) is an evaluation
-      *error*, not the program's fault: the same placeholder score, and `Rollout.error` set. An
-      evaluator may also report one itself with `Evaluation(error=...)`.
-    - A `StopRun` (fatal error, spend limit) is never absorbed, and neither is a result that breaks
-      the Evaluator contract (not an `Evaluation`, a NaN/inf score, a score outside `score_range`):
-      that raises EvaluatorTypeError / EvaluatorValueError (FatalErrors) naming evaluator, example, value.
-    """
-    executor = executor or SerialExecutor()
-    keys = [("evaluation", step, source, candidate.id, ex.id, seed) for ex, seed in zip(examples, seeds)]
-    failed = failure_score(score_range)
-
-    def run_one(i: int) -> Evaluation:
-        hit = log_.replayed(keys[i])
-        if hit is not None:
-            return Evaluation(hit["score"], hit["feedback"], hit.get("output", ""), hit.get("error"))
-        try:
-            result = evaluator(candidate.params, examples[i], seeds[i])
-        except StopRun:
-            raise
-        except LLMError as exc:  # the evaluation could not be done: not the program's failure
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("LLM call failed inside the evaluation of candidate %s, example %s: %s",
-                        candidate.id, examples[i].id, error)
-            return Evaluation(failed, f"Evaluation error (not scored): {error}", error=error)
-        except Exception as exc:  # noqa: BLE001 - a crashing program is a failed evaluation
-            log.warning("evaluator raised on candidate %s, example %s: %r", candidate.id, examples[i].id, exc)
-            return Evaluation(failed, f"Evaluation error: {type(exc).__name__}: {exc}")
-        return check_evaluation(result, evaluator, examples[i], score_range)
-
-    rollouts = []
-    for ex, seed, res in zip(examples, seeds, executor.map(run_one, list(range(len(examples))))):
-        rollout = Rollout(ex.id, float(res.score), res.feedback, step, source, res.output, seed, res.error)
-        rollouts.append(rollout)
-        event = {"type": "evaluation", "step": step, "source": source, "candidate_id": candidate.id,
-                 "example_id": ex.id, "seed": seed, "score": rollout.score,
-                 "feedback": rollout.feedback, "output": rollout.output}
-        if rollout.error is not None:
-            event["error"] = rollout.error
-        log_.emit(event)
-    return rollouts
 
 
 def exploration_batches(num_batches: int, num_candidates: int, num_popped: int) -> int:
@@ -465,60 +348,3 @@ def summarize(
     return text, summarized_ids | frozenset(ids)
 
 
-def evaluate_on(
-    candidate: Candidate,
-    dataset: Sequence[Example],
-    *,
-    evaluator: Evaluator,
-    repeats: int,
-    step: int,
-    rng: np.random.Generator,
-    log_: RunLog,
-    source: Source = "test",
-    executor: Executor | None = None,
-    score_range: ScoreRange | None = None,
-    evaluation_errors: EvaluationErrors = "zero",
-) -> float:
-    """Mean score of `candidate` over the whole dataset, `repeats` times (test-time evaluation).
-
-    With `evaluation_errors="exclude"` the mean is over the rollouts without an evaluation error
-    (NaN when every one had one).
-    """
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    examples = [ex for _ in range(repeats) for ex in dataset]
-    seeds = draw_seeds(rng, len(examples))
-    rollouts = evaluate_examples(candidate, examples, seeds, evaluator=evaluator, step=step, source=source,
-                                 log_=log_, executor=executor, score_range=score_range)
-    rollouts = kept_rollouts(rollouts, evaluation_errors)
-    return float(np.mean([r.score for r in rollouts])) if rollouts else float("nan")
-
-
-def reevaluate_top_k(
-    candidates: Sequence[Candidate],
-    k: int,
-    dataset: Sequence[Example],
-    *,
-    evaluator: Evaluator,
-    repeats: int,
-    step: int,
-    rng: np.random.Generator,
-    log_: RunLog,
-    executor: Executor | None = None,
-    score_range: ScoreRange | None = None,
-    evaluation_errors: EvaluationErrors = "zero",
-) -> list[tuple[Candidate, float]]:
-    """The winner's-curse correction: re-score the top-k by mean on a whole dataset, best first.
-
-    A candidate picked by the max of noisy means is biased upward; fresh scores on a full set are not.
-    Ties in the fresh score keep the order by mean.
-    """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    ranked_by_mean = sorted(candidates, key=lambda c: (c.mean if c.mean is not None else -np.inf,
-                                                      c.step_created, c.id), reverse=True)[:k]
-    scored = [(c, evaluate_on(c, dataset, evaluator=evaluator, repeats=repeats, step=step, rng=rng, log_=log_,
-                              source="reevaluate", executor=executor, score_range=score_range,
-                              evaluation_errors=evaluation_errors)) for c in ranked_by_mean]
-    # A NaN fresh score (every re-evaluation an excluded evaluation error) ranks last.
-    return sorted(scored, key=lambda cs: cs[1] if not math.isnan(cs[1]) else -math.inf, reverse=True)
