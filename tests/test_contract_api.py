@@ -250,7 +250,7 @@ def test_tau_agent_multi_step_episode_with_parallel_calls(model):
     from polca_nb.benchmarks.tau_retail.agent import NOT_EXECUTED, TauAgent
     from polca_nb.benchmarks.tau_retail.episode import run_episode
     from polca_nb.benchmarks.tau_retail.llm_user import LLMUser
-    from polca_nb.benchmarks.tau_retail.problem import PRESETS
+    from polca_nb.benchmarks.tau_retail.presets import PRESETS
 
     data = load_retail()
     task = data.task("test", 5)  # five tool calls, four reads then a return
@@ -442,7 +442,8 @@ def test_polca_loop_on_short_answer(model):
 @pytest.mark.parametrize("model", THINKING_MODELS_UNDER_TEST[:1])
 def test_polca_loop_on_tau_bench_smoke(model):
     from polca_nb.benchmarks.tau_retail import load_retail
-    from polca_nb.benchmarks.tau_retail.problem import PARAM, PRESETS, make_evaluator, make_optimizer_roles, tau_problem
+    from polca_nb.benchmarks.tau_retail.evaluator import PARAM
+    from polca_nb.benchmarks.tau_retail.presets import PRESETS, make_evaluator, make_optimizer_roles, tau_problem
 
     data = load_retail()
     preset = PRESETS["smoke"]

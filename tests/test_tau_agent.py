@@ -36,20 +36,11 @@ from polca_nb.benchmarks.tau_retail.agent import (
 )
 from polca_nb.benchmarks.tau_retail.episode import render_html, run_episode, run_episodes, transcript_text
 from polca_nb.benchmarks.tau_retail.llm_user import GREETING, LLMUser
-from polca_nb.benchmarks.tau_retail.problem import (
-    PARAM,
-    PRESETS,
-    CostModel,
-    TauEvaluator,
-    action_trace,
-    comparison_table,
-    evaluate_program,
-    make_optimizer_roles,
-    pass_at_1,
-    paper_reference,
-    task_example,
-    tau_problem,
-)
+from polca_nb.benchmarks.tau_retail.cost import CostModel
+from polca_nb.benchmarks.tau_retail.evaluator import PARAM, TauEvaluator, action_trace, evaluate_program, task_example
+from polca_nb.benchmarks.tau_retail.metrics import comparison_table, pass_at_1
+from polca_nb.benchmarks.tau_retail.presets import PRESETS, make_optimizer_roles, tau_problem
+from polca_nb.benchmarks.tau_retail.reference import paper_reference
 from polca_nb.llm import DEFAULT_CLAUDE_MODEL, LLMClient
 from polca_nb.llm.base import LLMReply, ScriptedLLM
 from polca_nb.llm.config import Price

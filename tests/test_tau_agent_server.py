@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from polca_nb.benchmarks.tau_retail import PARAM, TauAgent, TauEvaluator, load_retail
-from polca_nb.benchmarks.tau_retail.problem import task_example
+from polca_nb.benchmarks.tau_retail.evaluator import task_example
 from polca_nb.llm import LLMClient, LocalServer, ServerSettings, config
 
 

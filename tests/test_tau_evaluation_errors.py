@@ -10,7 +10,7 @@ from polca_nb.benchmarks.tau_retail import ScriptedUser, fresh_db, load_retail
 from polca_nb.benchmarks.tau_retail.agent import TauAgent
 from polca_nb.benchmarks.tau_retail.calculator import calculate_text
 from polca_nb.benchmarks.tau_retail.episode import run_episode
-from polca_nb.benchmarks.tau_retail.problem import PARAM, TauEvaluator, task_example
+from polca_nb.benchmarks.tau_retail.evaluator import PARAM, TauEvaluator, task_example
 from polca_nb.benchmarks.tau_retail.tools import TOOLS, execute_tool
 from polca_nb.errors import FatalError, StopRun
 from polca_nb.llm.base import LLMReply, ScriptedLLM

@@ -5,32 +5,24 @@ Plain data plus small functions: `load_retail` -> `RetailData`; `reset(data, tas
 with the gold replay, plus expected outputs). See README.md in this folder for the agent loop.
 
 On top of the env: `TauAgent` (tool use or a JSON text protocol), `LLMUser` (the LLM customer),
-`run_episode(s)` and the POLCA problem (`TauEvaluator`, `PRESETS`, `tau_problem`).
+`run_episode(s)` and the POLCA problem in the benchmark shape (polca_nb/benchmarks/README.md):
+`data` (`load_retail`, `download`), `evaluator` (`TauEvaluator`), `presets` (`PRESETS`, `setup`),
+`experiment` (`run`), `reference`, `plots`; beside them `metrics` (Pass@1, the table) and `cost`.
 """
 
 from .agent import AgentStep, TauAgent, choose_mode, parse_text_action, tool_catalog
-from .data import Action, Db, RetailData, Task, deep_copy_db, fresh_db, load_retail, writable_record
+from .data import Action, Db, RetailData, Task, deep_copy_db, download, fresh_db, load_retail, writable_record
 from .env import MAX_STEPS, EnvState, StepResult, Turn, as_action, reset, step
 from .episode import Episode, render_html, run_episode, run_episodes, transcript_text
 from .hashing import canonical_form, canonical_text, db_hash
 from .llm_user import LLMUser
-from .problem import (
-    PARAM,
-    PRESETS,
-    CostModel,
-    TauEvaluator,
-    TauPreset,
-    comparison_table,
-    episode_feedback,
-    evaluate_program,
-    make_evaluator,
-    make_optimizer_roles,
-    paper_reference,
-    pass_at_1,
-    plot_comparison,
-    task_examples,
-    tau_problem,
-)
+from .cost import CostModel
+from .evaluator import PARAM, SEED_PARAMS, TauEvaluator, episode_feedback, evaluate_program, task_examples
+from .experiment import run
+from .metrics import comparison_table, pass_at_1
+from .plots import plot_comparison
+from .presets import PRESETS, TauPreset, make_evaluator, make_optimizer_roles, setup, tau_problem
+from .reference import paper_reference
 from .reward import (
     RESPOND,
     RewardInfo,
@@ -47,8 +39,9 @@ from .user import STOP_TOKEN, ScriptedUser, UserSimulator
 __all__ = [
     "AgentStep", "CostModel", "Episode", "LLMUser", "PARAM", "PRESETS", "TauAgent", "TauEvaluator", "TauPreset",
     "choose_mode", "comparison_table", "episode_feedback", "evaluate_program", "make_evaluator", "make_optimizer_roles",
-    "paper_reference", "parse_text_action", "pass_at_1", "plot_comparison", "render_html", "run_episode", "run_episodes", "task_examples",
-    "tau_problem", "tool_catalog", "transcript_text",
+    "paper_reference", "parse_text_action", "pass_at_1", "plot_comparison", "render_html", "run_episode",
+    "run_episodes", "task_examples",
+    "tau_problem", "tool_catalog", "transcript_text", "SEED_PARAMS", "download", "run", "setup",
     "Action", "Db", "EnvState", "MAX_STEPS", "RESPOND", "RetailData", "RewardInfo", "STOP_TOKEN",
     "ScriptedUser", "StepResult", "TERMINATE_TOOLS", "TOOLS", "Task", "ToolSpec", "Turn", "UserSimulator",
     "as_action", "canonical_form", "canonical_text", "changed_paths", "compute_reward", "db_hash",

@@ -1,5 +1,8 @@
 """Loading the τ-bench retail data: the pristine database, the task splits, the policy wiki and rules.
 
+`python -m polca_nb.benchmarks.tau_retail.data download [--dest DIR]` fetches the files from
+sierra-research/tau-bench @ 59a200c (MIT) and converts the Python task and rule lists to JSON.
+
 The pristine database is loaded once and never mutated. Each episode gets its own copy from
 `fresh_db`, which is copy-on-write at record granularity (see its docstring), so starting an
 episode costs about a millisecond instead of a 2.3 MB deep copy.
@@ -7,15 +10,20 @@ episode costs about a millisecond instead of a 2.3 MB deep copy.
 
 from __future__ import annotations
 
+import argparse
+import ast
 import copy
 import json
 import pickle
+import sys
 import threading
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from ...data import require
+from ...data import download_dir, require
 
 Db = dict[str, dict[str, Any]]
 """A retail database: {"orders": {...}, "products": {...}, "users": {...}}, each keyed by id."""
@@ -172,3 +180,97 @@ def writable_record(db: Db, collection: str, key: str) -> dict[str, Any]:
     record = copy.deepcopy(db[collection][key])
     db[collection][key] = record
     return record
+
+
+# -- download ---------------------------------------------------------------------------------------------
+
+UPSTREAM_COMMIT = "59a200c6d575d595120f1cb70fea53cef0632f6b"
+UPSTREAM_BASE = (f"https://raw.githubusercontent.com/sierra-research/tau-bench/{UPSTREAM_COMMIT}"
+                 "/tau_bench/envs/retail/")
+COPIED_FILES: dict[str, str] = {
+    "orders.json": "data/orders.json",
+    "products.json": "data/products.json",
+    "users.json": "data/users.json",
+    "wiki.md": "wiki.md",
+}
+"""Files used as they are upstream: our name -> path under UPSTREAM_BASE."""
+CONVERTED_FILES: dict[str, str] = {
+    "rules.json": "rules.py",
+    "tasks_test.json": "tasks_test.py",
+    "tasks_dev.json": "tasks_dev.py",
+}
+"""Upstream Python literals (read with `ast`, never executed) written as JSON."""
+TASK_FIELDS = ("annotator", "user_id", "instruction", "actions", "outputs")
+
+
+def fetch(url: str, timeout_s: float = 60.0) -> bytes:
+    """The bytes at `url`; RuntimeError naming the URL when it cannot be fetched."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise RuntimeError(f"could not download {url}: {exc}; offline, copy the files into "
+                           f"<data dir>/{BENCHMARK_FOLDER}/ instead ({HOW_TO_GET})") from exc
+
+
+def _literal(node: ast.AST) -> Any:
+    """A Python literal, with `Task(...)` / `Action(...)` keyword calls read as dicts."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Task", "Action"):
+        if node.args or any(k.arg is None for k in node.keywords):
+            raise ValueError(f"{node.func.id}(...) at line {node.lineno}: expected keyword arguments only")
+        fields = {k.arg: _literal(k.value) for k in node.keywords}
+        order = TASK_FIELDS if node.func.id == "Task" else ("name", "kwargs")
+        missing = [f for f in order if f not in fields]
+        if missing:
+            raise ValueError(f"{node.func.id}(...) at line {node.lineno}: missing {missing}")
+        return {f: fields[f] for f in order}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(e) for e in node.elts]
+    return ast.literal_eval(node)
+
+
+def python_list_to_json(source: str, name: str = "<source>") -> list[Any]:
+    """The one module-level list assigned in an upstream `rules.py` / `tasks_<split>.py`, as JSON data."""
+    lists = [stmt.value for stmt in ast.parse(source).body
+             if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.List)]
+    if len(lists) != 1:
+        raise ValueError(f"{name}: expected exactly one module-level list assignment, found {len(lists)}")
+    return _literal(lists[0])
+
+
+def download(dest: str | Path | None = None) -> Path:
+    """Fetch the retail data into `<dest>/tau_retail/` (default: `$POLCA_DATA_DIR` or the project's
+    `data/`) in the layout `load_retail(dest)` reads; returns that folder. Needs internet access."""
+    root = Path(dest).expanduser() if dest is not None else download_dir()
+    folder = root / BENCHMARK_FOLDER
+    payload: dict[str, bytes] = {}
+    for ours, theirs in COPIED_FILES.items():
+        payload[ours] = fetch(UPSTREAM_BASE + theirs)
+    for ours, theirs in CONVERTED_FILES.items():
+        rows = python_list_to_json(fetch(UPSTREAM_BASE + theirs).decode("utf-8"), theirs)
+        payload[ours] = json.dumps(rows, indent=1, ensure_ascii=False).encode("utf-8")
+    folder.mkdir(parents=True, exist_ok=True)  # only once everything arrived: no half-written folder
+    for name, content in payload.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m polca_nb.benchmarks.tau_retail.data",
+                                     description="τ-bench retail data for polca_nb.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("download",
+                         help=f"fetch the retail DB, wiki, rules and tasks (tau-bench @ {UPSTREAM_COMMIT[:7]})")
+    get.add_argument("--dest", default=None, help="data directory (default: $POLCA_DATA_DIR or <project>/data)")
+    args = parser.parse_args(argv)
+    try:
+        folder = download(args.dest)
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(COPIED_FILES) + len(CONVERTED_FILES)} files to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
