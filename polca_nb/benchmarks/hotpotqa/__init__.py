@@ -22,8 +22,8 @@ paper preset's cost estimate). Every name is re-exported here, so `hotpotqa.<nam
 from .cost import (CostEstimate, estimate_cost, max_calls_per_seed, mean_prompt_chars, paper_tokens_per_request,
                    tokens_per_char)
 from .data import (DATA_FILE, DATA_SHA256, DOWNLOAD_COMMAND, HF_CONFIG, HF_DATASET, HF_SPLIT, HF_URL,
-                   PAPER_NUM_EXAMPLES, PAPER_NUM_VALIDATION, RECORD_KEYS, TRAILING_PUNCTUATION, HotpotQuestion, data_file, download,
-                   format_context, load_examples, main, parse_record, sha256_of)
+                   PAPER_NUM_EXAMPLES, PAPER_NUM_VALIDATION, RECORD_KEYS, TRAILING_PUNCTUATION, HotpotQuestion,
+                   data_file, download, format_context, load_examples, main, parse_record, sha256_of)
 from .evaluator import (FEEDBACK_CLOSING, INITIAL_INSTRUCTIONS, OBJECTIVE, PARAM, PARAM_NAME, SEED_PARAMS, TASK_ROLE,
                         UPSTREAM_TASK_MAX_TOKENS, HotpotQAEvaluator, build_prompt, feedback_text, is_correct,
                         normalize_answer, render_input, score_output)
