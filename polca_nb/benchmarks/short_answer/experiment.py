@@ -18,7 +18,7 @@ from .presets import ShortAnswerPreset, get_preset, setup
 
 def score_on_test(problem: Problem, params: Params, sample_id: int = 0) -> float:
     """Mean score of `params` over the test questions, one fixed sample each (cached, repeatable)."""
-    return float(np.mean([problem.evaluator(params, ex, sample_id).score for ex in problem.testset]))
+    return float(np.mean([problem.evaluator(params, ex, sample_id).score for ex in problem.testset or ()]))
 
 
 def run(preset: str | ShortAnswerPreset, llm: LLM, *, seeds: Sequence[int] | None = None,
