@@ -1,0 +1,31 @@
+"""The types every benchmark's `presets.setup` and `experiment.run` return (see README.md here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..problem import PolcaConfig, Problem
+from ..protocols import Proposer, Summarizer
+from ..state import RunResult
+
+
+@dataclass(frozen=True)
+class BenchmarkSetup:
+    """What one POLCA run of a benchmark needs: `polca(setup.problem, setup.proposer, setup.config,
+    summarizer=setup.summarizer, ...)`."""
+
+    problem: Problem
+    config: PolcaConfig
+    proposer: Proposer
+    summarizer: Summarizer | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """One RunResult per seed, plus the benchmark's own numbers per seed (test curves, fast_p, ...)."""
+
+    preset: Any
+    seeds: Sequence[int]
+    runs: Sequence[RunResult]
+    per_seed: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
