@@ -68,13 +68,21 @@ class Price:
             if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):  # also rejects NaN
                 raise ValueError(f"Price.{name} must be a finite number >= 0, got {value!r}")
 
+    @property
+    def cache_write(self) -> float:
+        """USD per million tokens written to the prompt cache (resolved: never None)."""
+        return self.input_per_mtok * 1.25 if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+
+    @property
+    def cache_read(self) -> float:
+        """USD per million tokens read from the prompt cache (resolved: never None)."""
+        return self.input_per_mtok * 0.1 if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+
     def cost(self, input_tokens: int, output_tokens: int, cache_write_tokens: int = 0,
              cache_read_tokens: int = 0) -> float:
         """USD for one call with these token counts (`input_tokens` = the uncached part of the prompt)."""
-        write = self.input_per_mtok * 1.25 if self.cache_write_per_mtok is None else self.cache_write_per_mtok
-        read = self.input_per_mtok * 0.1 if self.cache_read_per_mtok is None else self.cache_read_per_mtok
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok
-                + cache_write_tokens * write + cache_read_tokens * read) / 1_000_000
+                + cache_write_tokens * self.cache_write + cache_read_tokens * self.cache_read) / 1_000_000
 
 
 FREE = Price(0.0, 0.0)

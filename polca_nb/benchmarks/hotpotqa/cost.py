@@ -84,8 +84,8 @@ def estimate_cost(preset: HotpotPreset, tokens_per_request: Mapping[str, tuple[f
         if caching and role == TASK_ROLE and preset.test_repeats >= 2:
             groups = test_calls / preset.test_repeats
             full_price = test_calls * tin * price.input_per_mtok
-            cached = groups * tin * (price.input_per_mtok + price.cache_write_per_mtok
-                                     + (preset.test_repeats - 2) * price.cache_read_per_mtok)
+            cached = groups * tin * (price.input_per_mtok + price.cache_write
+                                     + (preset.test_repeats - 2) * price.cache_read)
             usd[role] -= (full_price - cached) / 1e6
     return CostEstimate(calls, inputs, outputs, usd)
 
