@@ -328,7 +328,8 @@ class ModelNew(nn.Module):
 @pytest.mark.parametrize("model", MODELS_UNDER_TEST[:2])
 def test_kernelbench_proposer_and_summarizer_in_a_short_run(model):
     from polca_nb.benchmarks.kernelbench import load_tasks
-    from polca_nb.benchmarks.kernelbench.experiment import PRESETS, run_task
+    from polca_nb.benchmarks.kernelbench.experiment import run_task
+    from polca_nb.benchmarks.kernelbench.presets import PRESETS
 
     try:
         tasks = load_tasks()

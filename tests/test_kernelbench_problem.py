@@ -14,25 +14,13 @@ import pytest
 
 from polca_nb.benchmarks.kernelbench import INITIAL_KERNEL, build_prompt, load_tasks, reference_as_candidate
 from polca_nb.benchmarks.kernelbench import feedback as fb
-from polca_nb.benchmarks.kernelbench.experiment import (
-    PRESETS,
-    KernelBenchSetup,
-    load_reference,
-    run_kernelbench,
-    run_task,
-    with_overrides,
-)
+from polca_nb.benchmarks.kernelbench.evaluator import ScreenedKernelEvaluator, screen_source
+from polca_nb.benchmarks.kernelbench.experiment import run_kernelbench, run_task
 from polca_nb.benchmarks.kernelbench.metrics import fast_p
-from polca_nb.benchmarks.kernelbench.problem import (
-    KernelProposer,
-    ScreenedKernelEvaluator,
-    code_blocks,
-    defines_model_new,
-    extract_kernel_source,
-    kernel_problem,
-    screen_source,
-    task_input_text,
-)
+from polca_nb.benchmarks.kernelbench.presets import PRESETS, KernelBenchSetup, kernel_problem, with_overrides
+from polca_nb.benchmarks.kernelbench.proposer import KernelProposer, task_input_text
+from polca_nb.benchmarks.kernelbench.reference import load_reference
+from polca_nb.benchmarks.kernelbench.sources import code_blocks, defines_model_new, extract_kernel_source
 from polca_nb.embedders import CharNgramEmbedder
 from polca_nb.llm.base import ScriptedLLM
 from polca_nb.types import Candidate, Evaluation

@@ -26,8 +26,9 @@ from polca_nb.benchmarks.kernelbench import (  # noqa: E402
 )
 from polca_nb.benchmarks.kernelbench import evaluate as ev  # noqa: E402
 from polca_nb.benchmarks.kernelbench import feedback as fb  # noqa: E402
-from polca_nb.benchmarks.kernelbench.experiment import PRESETS, KernelBenchSetup, with_overrides  # noqa: E402
-from polca_nb.benchmarks.kernelbench.tasks import module_constants  # noqa: E402
+from polca_nb.benchmarks.kernelbench.evaluator import KernelBenchEvaluator  # noqa: E402
+from polca_nb.benchmarks.kernelbench.presets import PRESETS, KernelBenchSetup, with_overrides  # noqa: E402
+from polca_nb.benchmarks.kernelbench.shapes import module_constants  # noqa: E402
 from polca_nb.data import require  # noqa: E402
 
 try:
@@ -222,7 +223,7 @@ def test_setups_default_to_upstreams_mean_and_name_the_median_option():
     with pytest.raises(ValueError, match="KernelBenchSetup.runtime_statistic"):
         KernelBenchSetup(runtime_statistic="min")
     with pytest.raises(ValueError, match="runtime_statistic"):
-        ev.KernelBenchEvaluator(runtime_statistic="max")
+        KernelBenchEvaluator(runtime_statistic="max")
 
 
 def test_feedback_forms_are_the_paper_guides():

@@ -1,22 +1,25 @@
-"""KernelBench level-1 matmul tasks and the explicit paper -> CPU shape scaling.
+"""KernelBench level-1 matmul tasks: the loader, the one-shot prompt example, and the download command.
 
-The paper's shapes (KernelBench @ 6b1cea28) allocate up to gigabytes and take seconds per forward on a
-laptop CPU, so the CPU backend substitutes smaller module-level size constants into the reference
-source text. The substitution is a table in code (`CPU_SHAPES`), checked against the data: every
-paper value in the table must equal the value the reference source assigns.
+    tasks = load_tasks()            # 16 KernelTasks in the paper's index order, from <data dir>/kernelbench/
+    python -m polca_nb.benchmarks.kernelbench.data download [--dest DIR]
+
+The shape scaling the CPU backend uses lives in `shapes.py`; `shape_table` (here) shows it per task.
 """
 
 from __future__ import annotations
 
-import ast
+import argparse
 import json
-import operator
+import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
-from ...data import data_dir as default_data_dir, require
+from ...data import data_dir as default_data_dir, download_dir, require
 from ...types import Example
+from .shapes import CPU_SHAPES, ShapeScaling, substitute_constants
 
 Backend = Literal["cpu", "cuda"]
 BACKENDS: tuple[Backend, ...] = ("cpu", "cuda")
@@ -28,66 +31,6 @@ HOW_TO_GET = (
     "(upstream: ScalingIntelligence/KernelBench @ 6b1cea28, KernelBench/level1/ and src/prompts/)"
 )
 
-
-@dataclass(frozen=True)
-class ShapeScaling:
-    """Module-level size constants of one reference: paper value -> CPU value, by constant name."""
-
-    problem_id: int
-    name: str
-    paper: Mapping[str, int]
-    cpu: Mapping[str, int]
-
-    def __post_init__(self) -> None:
-        if set(self.paper) != set(self.cpu):
-            raise ValueError(
-                f"ShapeScaling {self.name}: paper constants {sorted(self.paper)} != cpu constants {sorted(self.cpu)}"
-            )
-        for const, value in self.cpu.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ShapeScaling {self.name}: cpu[{const!r}] must be a positive int, got {value!r}")
-
-    def sizes(self, backend: Backend) -> Mapping[str, int]:
-        return self.paper if backend == "cuda" else self.cpu
-
-
-# Keyed by KernelBench problem id (the number in the upstream file name), not by our idx, so the
-# table reads like the upstream file list. CPU sizes keep each task's character (a huge K, a tiny K,
-# tall-skinny, irregular non-multiple-of-8 sizes, 4D/3D batching) at roughly 0.2-0.5 GFLOP each,
-# i.e. a few milliseconds for the MKL reference on 2 cores and well under a second for a naive loop.
-CPU_SHAPES: dict[int, ShapeScaling] = {
-    s.problem_id: s
-    for s in (
-        ShapeScaling(1, "1_Square_matrix_multiplication_", {"N": 4096}, {"N": 512}),
-        ShapeScaling(2, "2_Standard_matrix_multiplication_",
-                     {"M": 2048, "K": 8192, "N": 4096}, {"M": 256, "K": 1024, "N": 512}),
-        ShapeScaling(3, "3_Batched_matrix_multiplication",
-                     {"batch_size": 128, "m": 512, "k": 1024, "n": 2048},
-                     {"batch_size": 8, "m": 128, "k": 256, "n": 512}),
-        ShapeScaling(6, "6_Matmul_with_large_K_dimension_",
-                     {"M": 256, "N": 256, "K": 524288}, {"M": 64, "N": 64, "K": 32768}),
-        ShapeScaling(7, "7_Matmul_with_small_K_dimension_",
-                     {"M": 32768, "N": 32768, "K": 64}, {"M": 2048, "N": 2048, "K": 64}),
-        ShapeScaling(8, "8_Matmul_with_irregular_shapes_",
-                     {"M": 8205, "K": 2949, "N": 5921}, {"M": 821, "K": 295, "N": 593}),
-        ShapeScaling(9, "9_Tall_skinny_matrix_multiplication_", {"M": 32768, "N": 32}, {"M": 2048, "N": 32}),
-        ShapeScaling(10, "10_3D_tensor_matrix_multiplication",
-                     {"N": 16, "M": 1024, "K": 2048, "L": 768}, {"N": 4, "M": 256, "K": 512, "L": 192}),
-        ShapeScaling(11, "11_4D_tensor_matrix_multiplication",
-                     {"b": 8, "i": 256, "j": 512, "l": 256, "k": 768},
-                     {"b": 2, "i": 64, "j": 128, "l": 64, "k": 192}),
-        ShapeScaling(12, "12_Matmul_with_diagonal_matrices_", {"M": 4096, "N": 4096}, {"M": 512, "N": 512}),
-        ShapeScaling(13, "13_Matmul_for_symmetric_matrices", {"N": 4096}, {"N": 512}),
-        ShapeScaling(14, "14_Matmul_for_upper_triangular_matrices", {"N": 4096}, {"N": 512}),
-        ShapeScaling(15, "15_Matmul_for_lower_triangular_matrices", {"M": 4096}, {"M": 512}),
-        ShapeScaling(16, "16_Matmul_with_transposed_A",
-                     {"M": 2048, "K": 8192, "N": 4096}, {"M": 256, "K": 1024, "N": 512}),
-        ShapeScaling(17, "17_Matmul_with_transposed_B",
-                     {"M": 2048, "K": 8192, "N": 4096}, {"M": 256, "K": 1024, "N": 512}),
-        ShapeScaling(18, "18_Matmul_with_transposed_both",
-                     {"M": 2048, "K": 8192, "N": 4096}, {"M": 256, "K": 1024, "N": 512}),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -165,70 +108,6 @@ def load_prompt_examples(data_dir: str | Path | None = None) -> tuple[str, str]:
     return arch.read_text(encoding="utf-8"), new_arch.read_text(encoding="utf-8")
 
 
-# --- constant substitution ----------------------------------------------------------------------
-
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow}
-
-
-def _eval_int_expr(node: ast.expr) -> int:
-    """Value of an integer-arithmetic expression like `1024 * 2` (no names, no calls)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        return _BINOPS[type(node.op)](_eval_int_expr(node.left), _eval_int_expr(node.right))
-    raise ValueError(f"not an integer constant expression: {ast.unparse(node)!r}")
-
-
-def _module_constant_assignments(source: str) -> dict[str, list[ast.Assign]]:
-    found: dict[str, list[ast.Assign]] = {}
-    for stmt in ast.parse(source).body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            found.setdefault(stmt.targets[0].id, []).append(stmt)
-    return found
-
-
-def module_constants(source: str, names: list[str] | None = None) -> dict[str, int]:
-    """Integer values of module-level size constants (all integer ones, or exactly `names`)."""
-    assignments = _module_constant_assignments(source)
-    values: dict[str, int] = {}
-    for name, stmts in assignments.items():
-        if names is not None and name not in names:
-            continue
-        try:
-            values[name] = _eval_int_expr(stmts[-1].value)
-        except ValueError:
-            if names is not None:
-                raise
-    if names is not None:
-        missing = [n for n in names if n not in values]
-        if missing:
-            raise ValueError(f"source has no module-level integer constant(s) {missing}")
-    return values
-
-
-def substitute_constants(source: str, sizes: Mapping[str, int]) -> str:
-    """Rewrite the module-level `NAME = <int expr>` lines for `sizes` to `NAME = value`.
-
-    Each name must be assigned exactly once at module level, so the rewritten text is also what
-    executes; get_inputs reads the constants at call time and so builds the substituted shapes.
-    """
-    assignments = _module_constant_assignments(source)
-    lines = source.splitlines(keepends=True)
-    edits: list[tuple[int, int, str]] = []
-    for name, value in sizes.items():
-        stmts = assignments.get(name, [])
-        if len(stmts) != 1:
-            raise ValueError(f"constant {name!r} must be assigned exactly once at module level, found {len(stmts)}")
-        stmt = stmts[0]
-        _eval_int_expr(stmt.value)  # refuse to overwrite anything but a plain size constant
-        if stmt.end_lineno is None or stmt.col_offset != 0:
-            raise ValueError(f"constant {name!r} is not a plain top-level line")
-        edits.append((stmt.lineno - 1, stmt.end_lineno, f"{name} = {int(value)}\n"))
-    for start, end, text in sorted(edits, reverse=True):
-        lines[start:end] = [text]
-    return "".join(lines)
-
 
 # --- shapes, for display ------------------------------------------------------------------------
 
@@ -282,3 +161,64 @@ def shape_table(tasks: list[KernelTask] | None = None) -> list[ShapeRow]:
             paper_input_mb=round(paper_mb, 2), cpu_input_mb=round(cpu_mb, 2),
         ))
     return rows
+
+
+# --- download -----------------------------------------------------------------------------------
+
+UPSTREAM_COMMIT = "6b1cea28ddea79af6b295fb9a3e3413f393efe3d"
+UPSTREAM_BASE = f"https://raw.githubusercontent.com/ScalingIntelligence/KernelBench/{UPSTREAM_COMMIT}/"
+LEVEL = 1
+MATMUL_FILES: tuple[str, ...] = tuple(f"{s.name}.py" for s in sorted(CPU_SHAPES.values(), key=lambda s: s.name))
+"""The 16 level-1 files whose reference contains "matrix multiplication", in the paper's idx order (the
+HF dataset's: lexicographic by file name), so idx i is MATMUL_FILES[i]."""
+PROMPT_EXAMPLE_FILES: tuple[str, ...] = ("model_ex_add.py", "model_new_ex_add.py")
+
+
+def fetch(url: str, timeout_s: float = 60.0) -> bytes:
+    """The bytes at `url`; RuntimeError naming the URL when it cannot be fetched."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            return response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise RuntimeError(f"could not download {url}: {exc}; offline, {HOW_TO_GET}") from exc
+
+
+def download(dest: str | Path | None = None) -> Path:
+    """Fetch the 16 tasks and the one-shot example from KernelBench @ 6b1cea28 into `<dest>/kernelbench/`
+    (default: `$POLCA_DATA_DIR` or the project's `data/`) in the layout `load_tasks(dest)` reads; returns
+    that folder. Needs internet access."""
+    root = Path(dest).expanduser() if dest is not None else download_dir()
+    rows = []
+    for idx, name in enumerate(MATMUL_FILES):
+        source = fetch(f"{UPSTREAM_BASE}KernelBench/level{LEVEL}/{name}").decode("utf-8")
+        stem = name.removesuffix(".py")
+        rows.append({"level": LEVEL, "problem_id": int(stem.split("_", 1)[0]), "name": stem,
+                     "ref_arch_src": source, "idx": idx})
+    examples = {name: fetch(f"{UPSTREAM_BASE}src/prompts/{name}") for name in PROMPT_EXAMPLE_FILES}
+    tasks_path, examples_dir = root / TASKS_FILE, root / EXAMPLES_DIR
+    examples_dir.mkdir(parents=True, exist_ok=True)  # only once everything arrived: no half-written folder
+    tasks_path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    for name, content in examples.items():
+        (examples_dir / name).write_bytes(content)
+    return tasks_path.parent
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m polca_nb.benchmarks.kernelbench.data",
+                                     description="KernelBench level-1 matmul data for polca_nb.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("download", help=f"fetch the 16 tasks and the prompt example (KernelBench @ "
+                                          f"{UPSTREAM_COMMIT[:8]})")
+    get.add_argument("--dest", default=None, help="data directory (default: $POLCA_DATA_DIR or <project>/data)")
+    args = parser.parse_args(argv)
+    try:
+        folder = download(args.dest)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(MATMUL_FILES)} tasks and {len(PROMPT_EXAMPLE_FILES)} prompt examples to {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

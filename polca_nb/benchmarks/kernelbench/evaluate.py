@@ -1,4 +1,4 @@
-"""Evaluate one candidate kernel in a separate, limited process; expose it as an Evaluator.
+"""Evaluate one candidate kernel in a separate, limited process (the `Evaluator` is in evaluator.py).
 
 Each evaluation runs `_worker.py` in a fresh Python process in its own session (so its process
 group, compilers included, can be killed as one), with a wall-clock timeout, a per-process memory
@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from ...types import Evaluation, Example, Params
 from . import feedback as fb
 from .feedback import RuntimeStatistic, Status, check_runtime_statistic
-from .tasks import Backend, KernelTask, check_backend
+from .data import Backend, KernelTask, check_backend
 
 WORKER = Path(__file__).with_name("_worker.py")
 PARAM_NAME = "kernel"
@@ -431,49 +430,3 @@ def _result_from_payload(payload: dict[str, Any], base: dict[str, Any], phase_se
     speedup = fb.speedup_of(runtimes["reference"], runtimes["custom"], statistic)
     return KernelResult(**common, status="success", correct=True, speedup=speedup,
                         feedback=fb.success(speedup, runtimes["custom"], runtimes["reference"], statistic))
-
-
-@dataclass
-class KernelBenchEvaluator:
-    """`Evaluator` for KernelBench: params {"kernel": source}, example.data a KernelTask, score = speedup.
-
-    The evaluation `seed` seeds the correctness inputs (trial t uses seed + t). `runtime_statistic`:
-    "mean" (upstream) or "median" (the former choice); `allclose_order` "reference_first" (upstream) or
-    "candidate_first" (the former order); see `evaluate_kernel`. Construction fails
-    with BackendUnavailable when the backend cannot run on this machine.
-    """
-
-    backend: Backend = "cpu"
-    timeout_s: float = 300.0
-    memory_mb: int | None = 4096
-    num_correct_trials: int = 3
-    num_warmup: int = 3
-    num_perf_trials: int = 10
-    num_threads: int | None = None
-    cache: bool = True
-    cache_dir: str | Path | None = None
-    exclusive_timing: bool = True
-    runtime_statistic: RuntimeStatistic = "mean"
-    allclose_order: AllcloseOrder = "reference_first"
-    results: list[KernelResult] = field(default_factory=list, repr=False)
-
-    def __post_init__(self) -> None:
-        check_backend(self.backend)
-        check_runtime_statistic(self.runtime_statistic)
-        check_allclose_order(self.allclose_order)
-        require_backend(self.backend)
-
-    def __call__(self, params: Params, example: Example, seed: int) -> Evaluation:
-        if PARAM_NAME not in params:
-            raise ValueError(f"params must contain {PARAM_NAME!r} (the kernel source), got keys {sorted(params)}")
-        task = example.data
-        if not isinstance(task, KernelTask):
-            raise ValueError(f"example.data must be a KernelTask, got {type(task).__name__} (example {example.id!r})")
-        result = evaluate_kernel(
-            task, params[PARAM_NAME], self.backend, timeout_s=self.timeout_s, memory_mb=self.memory_mb, seed=seed,
-            num_correct_trials=self.num_correct_trials, num_warmup=self.num_warmup,
-            num_perf_trials=self.num_perf_trials, num_threads=self.num_threads, cache=self.cache,
-            cache_dir=self.cache_dir, exclusive_timing=self.exclusive_timing,
-            runtime_statistic=self.runtime_statistic, allclose_order=self.allclose_order)
-        self.results.append(result)
-        return Evaluation(score=result.speedup, feedback=result.feedback, output=json.dumps(result.summary()))

@@ -1,8 +1,8 @@
-"""POLCA over KernelBench tasks: presets, one run per task, per-step best speedups and fast_p curves.
+"""POLCA over KernelBench tasks: one run per task, per-step best speedups and fast_p curves, over seeds.
 
-    setup = PRESETS["smoke"]
-    run = run_kernelbench(setup, llm, embedder=default_embedder(), runs_dir="build/runs")
+    run = run_kernelbench(PRESETS["smoke"], llm, embedder=default_embedder(), runs_dir="build/runs")
     run.fast_p_curves()        # {0.5: array over proposal steps, 1.0: ...}
+    result = run("smoke", llm, seeds=(0, 1), run_root="build/runs", embedder=...)   # ExperimentResult
 
 A "proposal step" is one POLCA iteration (explore, propose, validate). Step 0 is the seed program,
 the paper's dummy comment, which scores 0; step s >= 1 is the state after s iterations. The score of
@@ -12,131 +12,23 @@ curves take its running maximum, as the paper's "highest score so far" plots do 
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ...budget import Budget
 from ...llm.base import LLM
 from ...protocols import Embedder, Evaluator
-from ...roles.summarizer import LLMSummarizer
-from ...runner import PolcaConfig, RunResult, polca
+from ...runner import RunResult, polca
 from ...types import Candidate
-from .evaluate import AllcloseOrder, KernelBenchEvaluator, check_allclose_order
-from .feedback import RuntimeStatistic, check_runtime_statistic
+from ..common import ExperimentResult
+from . import presets
+from .data import KernelTask, load_tasks
+from .evaluator import ScreenedKernelEvaluator
 from .metrics import best_so_far, fast_p_curves
-from .problem import KernelProposer, ScreenedKernelEvaluator, kernel_problem, task_input_text
-from .tasks import BACKENDS, Backend, KernelTask, load_tasks
-
-REFERENCE_FILE = Path(__file__).resolve().parents[2] / "reference" / "kernelbench.json"
-NUM_TASKS = 16
-
-
-@dataclass(frozen=True)
-class KernelBenchSetup:
-    """Everything that defines a KernelBench POLCA run except the LLM, the embedder and the seed.
-
-    `iterations` counts proposal rounds: the paper's `--num-steps 11` is step 0 (the seed is
-    evaluated) plus 10 rounds that propose. Evaluation settings go to `KernelBenchEvaluator`;
-    `runtime_statistic` "mean" is upstream's (3-significant-figure mean of the timing trials),
-    "median" the former choice; `allclose_order` "reference_first" is upstream's
-    torch.allclose(reference, candidate), "candidate_first" the former order.
-    """
-
-    backend: Backend = "cpu"
-    task_indices: tuple[int, ...] = (9,)
-    num_candidates: int = 1
-    iterations: int = 1
-    eps: float = 0.02
-    use_summarizer: bool = True
-    proposer_max_tokens: int = 1024
-    proposer_temperature: float = 0.7
-    summarizer_max_tokens: int = 1024
-    feedback_chars: int = 2000
-    output_chars: int = 600
-    param_chars: int = 4000
-    timeout_s: float = 300.0
-    num_correct_trials: int = 1
-    num_warmup: int = 2
-    num_perf_trials: int = 5
-    runtime_statistic: RuntimeStatistic = "mean"
-    allclose_order: AllcloseOrder = "reference_first"
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"KernelBenchSetup.backend must be one of {BACKENDS}, got {self.backend!r}")
-        indices = tuple(self.task_indices)
-        if not indices or any(not isinstance(i, int) or not 0 <= i < NUM_TASKS for i in indices) \
-                or len(set(indices)) != len(indices):
-            raise ValueError(f"KernelBenchSetup.task_indices must be distinct ints in 0..{NUM_TASKS - 1}, "
-                             f"got {self.task_indices!r}")
-        object.__setattr__(self, "task_indices", indices)
-        for name in ("num_candidates", "iterations", "proposer_max_tokens", "summarizer_max_tokens",
-                     "feedback_chars", "output_chars", "param_chars", "num_correct_trials", "num_perf_trials"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"KernelBenchSetup.{name} must be an int >= 1, got {value!r}")
-        if not isinstance(self.num_warmup, int) or self.num_warmup < 0:
-            raise ValueError(f"KernelBenchSetup.num_warmup must be an int >= 0, got {self.num_warmup!r}")
-        if not isinstance(self.eps, (int, float)) or not math.isfinite(self.eps) or self.eps < 0:
-            raise ValueError(f"KernelBenchSetup.eps must be a finite number >= 0, got {self.eps!r}")
-        if not isinstance(self.proposer_temperature, (int, float)) or not 0 <= self.proposer_temperature <= 2:
-            raise ValueError(f"KernelBenchSetup.proposer_temperature must be in [0, 2], "
-                             f"got {self.proposer_temperature!r}")
-        if not isinstance(self.timeout_s, (int, float)) or not self.timeout_s > 0:
-            raise ValueError(f"KernelBenchSetup.timeout_s must be > 0, got {self.timeout_s!r}")
-        try:
-            check_runtime_statistic(self.runtime_statistic)
-            check_allclose_order(self.allclose_order)
-        except ValueError as exc:
-            raise ValueError(f"KernelBenchSetup.{exc}") from None
-
-    def polca_config(self) -> PolcaConfig:
-        """The loop's settings: K candidates, one task per sub-batch (b = m = 1), one proposal each."""
-        return PolcaConfig(Budget(max_iterations=self.iterations), num_candidates=self.num_candidates,
-                           batch_size=1, num_batches=1, num_proposals=1, eps=float(self.eps), priority="mean",
-                           use_summarizer=self.use_summarizer)
-
-    def evaluator(self) -> ScreenedKernelEvaluator:
-        """The screened, process-isolated evaluator (raises BackendUnavailable if the backend cannot run)."""
-        return ScreenedKernelEvaluator(KernelBenchEvaluator(
-            backend=self.backend, timeout_s=float(self.timeout_s), num_correct_trials=self.num_correct_trials,
-            num_warmup=self.num_warmup, num_perf_trials=self.num_perf_trials,
-            runtime_statistic=self.runtime_statistic, allclose_order=self.allclose_order))
-
-    def label(self) -> str:
-        """A short name that differs whenever the run's settings differ (used for run directories);
-        evaluation choices other than upstream's add a suffix (e.g. "-rtmedian")."""
-        label = (f"{self.backend}-K{self.num_candidates}-T{self.iterations}-eps{self.eps:g}"
-                 f"-sum{int(self.use_summarizer)}-tok{self.proposer_max_tokens}-temp{self.proposer_temperature:g}")
-        if self.runtime_statistic != "mean":
-            label += f"-rt{self.runtime_statistic}"
-        if self.allclose_order != "reference_first":
-            label += f"-ac{self.allclose_order}"
-        return label
-
-
-PRESETS: dict[str, KernelBenchSetup] = {
-    # The paper's run (polca-method.md §3): 16 tasks, K = 5, b = m = 1, eps 0.02, summarizer on, CUDA,
-    # OptoPrimeV2 with max_tokens 8192 and up to 10000 characters of a variable; the guide's
-    # 1 correctness and 5 timing trials, speedup from the 3-significant-figure mean runtimes,
-    # correctness by torch.allclose(reference, candidate, atol=rtol=1e-2).
-    "paper": KernelBenchSetup(backend="cuda", task_indices=tuple(range(NUM_TASKS)), num_candidates=5,
-                              iterations=10, eps=0.02, use_summarizer=True, proposer_max_tokens=8192,
-                              summarizer_max_tokens=4096, feedback_chars=10000, output_chars=2000,
-                              param_chars=10000, timeout_s=600.0, runtime_statistic="mean",
-                              allclose_order="reference_first"),
-    # Offline on 2 CPU cores: one task (square matmul, N = 512), K = 1, 2 rounds. A cold C++ build
-    # costs about a minute, so the run is kept to at most two builds; everything else is cheap.
-    "smoke": KernelBenchSetup(backend="cpu", task_indices=(9,), num_candidates=1, iterations=2, eps=0.02,
-                              use_summarizer=True, proposer_max_tokens=768, summarizer_max_tokens=384,
-                              feedback_chars=1200, output_chars=300, param_chars=2000, timeout_s=180.0),
-}
+from .presets import KernelBenchSetup
 
 
 @dataclass(frozen=True)
@@ -215,18 +107,11 @@ def run_task(
     """Run POLCA on one task. `evaluator` defaults to `setup.evaluator()`; pass one to reuse its build-
     failure memo across tasks or to test with a stub. A finished `run_dir` is loaded, not recomputed."""
     evaluator = evaluator if evaluator is not None else setup.evaluator()
-    problem = kernel_problem(task, evaluator, setup.backend, replicas=setup.num_candidates)
-    proposer = KernelProposer(llm, max_tokens=setup.proposer_max_tokens,
-                              temperature=float(setup.proposer_temperature), objective=problem.objective,
-                              render_input=task_input_text, feedback_chars=setup.feedback_chars,
-                              output_chars=setup.output_chars, input_chars=1000)
-    summarizer = LLMSummarizer(llm, max_tokens=setup.summarizer_max_tokens, render_input=task_input_text,
-                               param_chars=setup.param_chars, feedback_chars=setup.feedback_chars,
-                               output_chars=setup.output_chars) if setup.use_summarizer else None
+    parts = presets.setup(setup, llm, task=task, evaluator=evaluator)
     before = evaluator.counts() if isinstance(evaluator, ScreenedKernelEvaluator) else {}
     started = time.perf_counter()
-    result = polca(problem, proposer, setup.polca_config(), embedder=embedder if setup.eps > 0 else None,
-                   summarizer=summarizer, seed=seed, run_dir=run_dir, progress=progress,
+    result = polca(parts.problem, parts.proposer, parts.config, embedder=embedder if setup.eps > 0 else None,
+                   summarizer=parts.summarizer, seed=seed, run_dir=run_dir, progress=progress,
                    extra_log=_ledger_snapshot(llm), llm=llm)
     seconds = time.perf_counter() - started
     after = evaluator.counts() if isinstance(evaluator, ScreenedKernelEvaluator) else {}
@@ -279,14 +164,23 @@ def _ledger_snapshot(llm: LLM) -> Callable[[], dict[str, Any]] | None:
     return lambda: {"ledger": ledger.snapshot()}
 
 
-def load_reference(path: str | Path | None = None) -> dict[str, Any]:
-    """The paper's KernelBench numbers (`polca_nb/reference/kernelbench.json`, each with its source)."""
-    return json.loads(Path(path or REFERENCE_FILE).read_text(encoding="utf-8"))
-
-
-def with_overrides(setup: KernelBenchSetup, **changes: Any) -> KernelBenchSetup:
-    """A copy of `setup` with some fields changed (validated like a new one)."""
-    unknown = sorted(set(changes) - set(asdict(setup)))
-    if unknown:
-        raise ValueError(f"unknown KernelBenchSetup fields {unknown}")
-    return replace(setup, **changes)
+def run(preset: str | KernelBenchSetup, llm: LLM, *, seeds: Sequence[int] = (0,), run_root: str | Path | None = None,
+        embedder: Embedder | None, tasks: Sequence[KernelTask] | None = None, evaluator: Evaluator | None = None,
+        progress: bool = False, on_task: Callable[[TaskRun], None] | None = None) -> ExperimentResult:
+    """`run_kernelbench` for every seed (the tasks loaded once, one evaluator for all, so its build-failure
+    memo carries over). KernelBench runs one POLCA per task, so `runs` holds every task's RunResult,
+    seed by seed in task order (one per seed when the preset has one task); `per_seed[i]` holds "seed",
+    the `KernelBenchRun` ("run"), "best_speedups" {idx: speedup} and "fast_p" (curves at p = 0.5, 1.0)."""
+    settings = presets.get_preset(preset)
+    seeds = tuple(int(s) for s in seeds)
+    all_tasks = list(tasks) if tasks is not None else load_tasks()
+    evaluator = evaluator if evaluator is not None else settings.evaluator()
+    runs: list[RunResult] = []
+    per_seed: list[dict[str, Any]] = []
+    for seed in seeds:
+        done = run_kernelbench(settings, llm, embedder=embedder, seed=seed, runs_dir=run_root, tasks=all_tasks,
+                               evaluator=evaluator, progress=progress, on_task=on_task)
+        runs.extend(t.result for t in done.tasks)
+        per_seed.append({"seed": seed, "run": done, "best_speedups": done.best_speedups(),
+                         "fast_p": done.fast_p_curves()})
+    return ExperimentResult(settings, seeds, runs, per_seed)

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .tasks import ShapeRow
+from .data import ShapeRow
 
 
 def _sizes(sizes: Mapping[str, int]) -> str:

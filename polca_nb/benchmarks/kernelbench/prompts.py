@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from string import Template
 
-from .tasks import Backend, KernelTask, check_backend, load_prompt_examples
+from .data import Backend, KernelTask, check_backend, load_prompt_examples
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
 SAMPLE_NAMES = ("cpu_example_new_add", "cpp_square_matmul")
