@@ -78,8 +78,8 @@ class Price:
         """USD per million tokens read from the prompt cache (resolved: never None)."""
         return self.input_per_mtok * 0.1 if self.cache_read_per_mtok is None else self.cache_read_per_mtok
 
-    def cost(self, input_tokens: int, output_tokens: int, cache_write_tokens: int = 0,
-             cache_read_tokens: int = 0) -> float:
+    def cost(self, input_tokens: float, output_tokens: float, cache_write_tokens: float = 0,
+             cache_read_tokens: float = 0) -> float:
         """USD for one call with these token counts (`input_tokens` = the uncached part of the prompt)."""
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok
                 + cache_write_tokens * self.cache_write + cache_read_tokens * self.cache_read) / 1_000_000

@@ -89,7 +89,7 @@ class Oracle:
         """|mu(z) - mu(z')| <= lipschitz * |z - z'|."""
         return self.B / self.latent_radius
 
-    def radius_of(self, mu: np.ndarray) -> np.ndarray:
+    def radius_of(self, mu: np.ndarray | float) -> np.ndarray:
         """Distance from the optimum of a program with reward mu (inverse of mu(z))."""
         return self.latent_radius * (1.0 - np.asarray(mu, dtype=np.float64) / self.B)
 

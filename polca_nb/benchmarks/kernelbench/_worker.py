@@ -126,9 +126,11 @@ def _check_output(torch: Any, expected: Any, got: Any, atol: float, rtol: float,
     if allclose_order not in ALLCLOSE_ORDERS:
         raise ValueError(f"allclose_order must be one of {ALLCLOSE_ORDERS}, got {allclose_order!r}")
     if not isinstance(got, torch.Tensor):
-        return False, f"ModelNew.forward returned {type(got).__name__}, expected a torch.Tensor", float("nan"), float("nan")
+        nan = float("nan")
+        return False, f"ModelNew.forward returned {type(got).__name__}, expected a torch.Tensor", nan, nan
     if tuple(got.shape) != tuple(expected.shape):
-        return False, f"output shape mismatch: expected {tuple(expected.shape)}, got {tuple(got.shape)}", float("nan"), float("nan")
+        message = f"output shape mismatch: expected {tuple(expected.shape)}, got {tuple(got.shape)}"
+        return False, message, float("nan"), float("nan")
     if got.dtype != expected.dtype:
         return False, f"output dtype mismatch: expected {expected.dtype}, got {got.dtype}", float("nan"), float("nan")
     got = got.to(expected.device)
@@ -138,7 +140,8 @@ def _check_output(torch: Any, expected: Any, got: Any, atol: float, rtol: float,
     first, second = (expected, got) if allclose_order == "reference_first" else (got, expected)
     if torch.allclose(first, second, atol=atol, rtol=rtol):
         return True, "", max_diff, mean_diff
-    return False, f"output mismatch: max |diff| {max_diff:.6g}, mean |diff| {mean_diff:.6g} (atol={atol}, rtol={rtol})", max_diff, mean_diff
+    message = f"output mismatch: max |diff| {max_diff:.6g}, mean |diff| {mean_diff:.6g} (atol={atol}, rtol={rtol})"
+    return False, message, max_diff, mean_diff
 
 
 def _time_once_ms(torch: Any, model: Any, inputs: list[Any], device: Any) -> float:

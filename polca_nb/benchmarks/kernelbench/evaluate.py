@@ -303,7 +303,7 @@ def evaluate_kernel(
         raise ValueError(f"source must be a str, got {type(source).__name__}")
     require_backend(backend)
 
-    base = dict(task_idx=task.idx, backend=backend, runtime_statistic=runtime_statistic)
+    base: dict[str, Any] = dict(task_idx=task.idx, backend=backend, runtime_statistic=runtime_statistic)
     # A syntax error needs no process: report it at once, like the compiler would.
     try:
         compile(source, "<candidate>", "exec")

@@ -157,6 +157,7 @@ class ScreenedKernelEvaluator:
 
     def _record(self, task: KernelTask, example: Example, digest: str, how: How, evaluation: Evaluation,
                 started: float, reason: str = "") -> None:
+        status: str
         try:
             status = status_of(evaluation.feedback)
         except ValueError:

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 
-def fast_p(best_speedups: Sequence[float], p: float) -> float:
+def fast_p(best_speedups: Sequence[float] | np.ndarray, p: float) -> float:
     """Fraction of tasks with best speedup strictly greater than p (failures score 0, so p >= 0)."""
     if not isinstance(p, (int, float)) or math.isnan(p) or p < 0:
         raise ValueError(f"p must be a number >= 0 (a failure scores 0 and must never count), got {p!r}")

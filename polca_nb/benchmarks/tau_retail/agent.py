@@ -228,7 +228,7 @@ class TauAgent:
         uses = [block for block in reply.tool_uses if isinstance(block.get("name"), str)]
         if uses:
             call = uses[0]
-            arguments = call.get("input") if isinstance(call.get("input"), Mapping) else {}
+            arguments: Mapping[str, Any] = call["input"] if isinstance(call.get("input"), Mapping) else {}
             return AgentStep(Action(call["name"], dict(arguments)), reply.text, "tool_use",
                              str(call.get("id") or "toolu_0"), reply)
         if self.mode == "text":

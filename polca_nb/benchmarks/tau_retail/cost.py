@@ -68,7 +68,7 @@ class CostModel:
             new = min(new, tokens_in)
             return price.cost(0, tokens_out, cache_write_tokens=new, cache_read_tokens=tokens_in - new)
 
-        first_write = (price.cache_write_per_mtok - price.cache_read_per_mtok) * self.agent_system_tokens / 1e6
+        first_write = (price.cache_write - price.cache_read) * self.agent_system_tokens / 1e6
         cost = {
             "task": episodes * (self.agent_calls_per_episode * conversation_call(
                 self.agent_input_tokens, self.agent_output_tokens, self.agent_new_tokens_per_call)

@@ -14,7 +14,7 @@ from ...llm.base import LLM
 from ...problem import PolcaConfig, Problem
 from ...roles import LLMProposer, LLMSummarizer
 from ..common import BenchmarkSetup
-from .agent import TauAgent
+from .agent import ModeChoice, TauAgent
 from .data import RetailData, load_retail
 from .env import MAX_STEPS
 from .evaluator import OBJECTIVE, PARAM, SEED_INSTRUCTIONS, TauEvaluator, task_examples
@@ -107,7 +107,7 @@ def tau_problem(data: RetailData, evaluator: TauEvaluator, preset: TauPreset, *,
 
 
 def make_evaluator(data: RetailData, llm: LLM, preset: TauPreset, *, user_llm: LLM | None = None,
-                   mode: str = "auto") -> TauEvaluator:
+                   mode: ModeChoice = "auto") -> TauEvaluator:
     """The evaluator of a preset: `llm` drives the agent (and the customer unless `user_llm`)."""
     agent = TauAgent(llm, data.wiki, mode=mode, max_tokens=preset.agent_max_tokens,
                      observation_chars=preset.observation_chars, catalog_detail=preset.catalog_detail)
@@ -137,7 +137,7 @@ def get_preset(preset: str | TauPreset) -> TauPreset:
 
 
 def setup(preset: str | TauPreset, llm: LLM, *, data: RetailData | None = None, user_llm: LLM | None = None,
-          mode: str = "auto", **overrides: Any) -> BenchmarkSetup:
+          mode: ModeChoice = "auto", **overrides: Any) -> BenchmarkSetup:
     """Problem, config, proposer and summarizer of one POLCA run of `preset` (a name or a TauPreset):
     `make_evaluator` (agent on `llm`, the customer on `user_llm` or `llm`), `tau_problem`,
     `make_optimizer_roles` and `preset.config(**overrides)` (`overrides` replace PolcaConfig fields).
