@@ -3,18 +3,19 @@
 Sequential updating and best-of-N are not separate code: they are the POLCA loop with K = 1, no
 eps-Net, no summarizer, and a priority that always explores the newest candidate (sequential) or the
 seed (best-of-N). So every method shares the evaluator, cache, ledger and metric-call accounting.
+Score curves and the comparison harness that runs these methods side by side are in `curves`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal
 
 from .memory import best_by_mean
 from .protocols import Embedder, Executor, Proposer, Summarizer
 from .runner import IterationStats, PolcaConfig, Problem, RunResult, polca
-from .types import Candidate, Params, params_key
+from .types import Candidate
 
 
 @dataclass(frozen=True)
@@ -113,107 +114,18 @@ def returned_program(method: str | Method, result: RunResult) -> Candidate:
     return best
 
 
-@dataclass(frozen=True)
-class CurvePoint:
-    iteration: int
-    metric_calls: int
-    score: float
+_MOVED_TO_CURVES = frozenset({"CurvePoint", "Comparison", "compare", "curve_at", "score_curve"})
 
 
-def score_curve(method: str | Method, result: RunResult, score: Callable[[Params], float],
-                running_max: bool = False) -> list[CurvePoint]:
-    """Score of the returned program after each iteration (memoized per distinct program).
+def __getattr__(name: str) -> Any:
+    """Old import paths (`from polca_nb.methods import CurvePoint`): the curve names live in `curves`.
 
-    `running_max=True` gives the paper's "highest test score so far" curve.
-    """
-    memo: dict[str, float] = {}
-    points = []
-    best = float("-inf")
-    for stats in result.history:
-        params = result.memory.candidates[returned_id(method, stats)].params
-        key = params_key(params)
-        if key not in memo:
-            memo[key] = float(score(params))
-        value = memo[key]
-        best = max(best, value)
-        points.append(CurvePoint(stats.iteration, stats.metric_calls, best if running_max else value))
-    return points
+    Resolved lazily, because `curves` builds on this module."""
+    if name in _MOVED_TO_CURVES:
+        from . import curves
+
+        return getattr(curves, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def curve_at(points: Sequence[CurvePoint], calls: Sequence[int], initial: float) -> list[float]:
-    """Step-function value of a curve at the given metric-call counts (`initial` before the first point)."""
-    out = []
-    for c in calls:
-        value = initial
-        for p in points:
-            if p.metric_calls <= c:
-                value = p.score
-            else:
-                break
-        out.append(value)
-    return out
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Per method: one best-so-far curve and one final score per seed (same budget for all)."""
-
-    curves: dict[str, list[list[CurvePoint]]]
-    finals: dict[str, list[float]]
-    results: dict[str, list[RunResult]]
-
-    def table(self):
-        """Final score mean and standard error (std ddof=0 / sqrt(n), as in the paper's bands) per method."""
-        import numpy as np
-        import pandas as pd
-
-        return pd.DataFrame({
-            name: {"final score": float(np.mean(v)), "s.e.": float(np.std(v) / np.sqrt(len(v))), "seeds": len(v)}
-            for name, v in self.finals.items()
-        }).T
-
-
-def compare(
-    methods: Sequence[str | Method],
-    problem: Problem,
-    proposer: Proposer,
-    base_config: PolcaConfig,
-    *,
-    seeds: Sequence[int],
-    score: Callable[[Params], float],
-    embedder: Embedder | None = None,
-    summarizer: Summarizer | None = None,
-    executor: Executor | int | None = None,
-    run_root: str | Path | None = None,
-    progress: bool = False,
-) -> Comparison:
-    """Run every method for every seed at the same budget; score returned programs with `score`.
-
-    `score` should be deterministic per program (e.g. a cached test-set evaluation); it is called once
-    per distinct returned program. With `run_root`, each run gets `<run_root>/<method>/seed<k>` and
-    so resumes if interrupted.
-    """
-    if not seeds:
-        raise ValueError("seeds is empty: give at least one seed")
-    memo: dict[str, float] = {}
-
-    def scored(params: Params) -> float:
-        key = params_key(params)
-        if key not in memo:
-            memo[key] = float(score(params))
-        return memo[key]
-
-    curves: dict[str, list[list[CurvePoint]]] = {}
-    finals: dict[str, list[float]] = {}
-    results: dict[str, list[RunResult]] = {}
-    for method in methods:
-        m = get_method(method)
-        curves[m.name], finals[m.name], results[m.name] = [], [], []
-        for seed in seeds:
-            run_dir = None if run_root is None else Path(run_root) / m.name / f"seed{seed}"
-            res = run_method(m, problem, proposer, base_config, embedder=embedder, summarizer=summarizer,
-                             seed=seed, run_dir=run_dir, executor=executor, progress=progress)
-            curves[m.name].append(score_curve(m, res, scored))
-            finals[m.name].append(scored(returned_program(m, res).params))
-            results[m.name].append(res)
-    return Comparison(curves, finals, results)
+__all__ = ["METHODS", "Method", "get_method", "returned_id", "returned_program", "run_method"]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .data import PROJECT_ROOT
 from .memory import Memory, best_by_mean
-from .methods import CurvePoint, curve_at
+from .curves import CurvePoint, curve_at
 from .types import render_params
 
 FIGURES = PROJECT_ROOT / "figures"

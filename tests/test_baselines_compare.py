@@ -27,7 +27,8 @@ from polca_nb.baselines.compare import (
     summary_rows,
 )
 from polca_nb.llm.base import ScriptedLLM
-from polca_nb.methods import METHODS, CurvePoint
+from polca_nb.curves import CurvePoint
+from polca_nb.methods import METHODS
 from polca_nb.runner import Problem
 from polca_nb.types import Evaluation, Example
 

@@ -3,7 +3,8 @@
 import pytest
 
 from polca_nb.budget import Budget
-from polca_nb.methods import METHODS, CurvePoint, curve_at, get_method, returned_program, run_method, score_curve
+from polca_nb.curves import CurvePoint, curve_at, score_curve
+from polca_nb.methods import METHODS, get_method, returned_program, run_method
 from polca_nb.runner import PolcaConfig
 from polca_nb.synthetic import ScriptedProposer, SkillsEmbedder, SkillsSummarizer, skills_problem
 

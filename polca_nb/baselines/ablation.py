@@ -15,11 +15,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..budget import Budget
+from ..curves import Comparison, mean_best_so_far, running_best
 from ..llm.base import LLM
 from ..plots import plot_score_curves
 from ..protocols import Embedder
 from ..problem import PolcaConfig, Problem
-from .compare import Comparison, compare_methods, mean_best_so_far, running_best
+from .compare import compare_methods
 
 ABLATION_METHODS = ("polca-vanilla", "polca+epsnet", "polca+summarizer", "polca")
 """Fig. 9's four variants, as names of `methods.METHODS`."""

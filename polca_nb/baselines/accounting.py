@@ -16,14 +16,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..methods import CurvePoint, returned_id, returned_program
+from ..curves import CurvePoint
+from ..methods import returned_id, returned_program
 from ..protocols import Evaluator
 from ..runner import RunResult
-from ..types import Evaluation, Example, Params, params_key
-
-SEED_SPACE = 2**31 - 1
-"""Evaluation seeds are drawn from [0, SEED_SPACE) so they fit every backend's int32 seed field."""
-
+from ..types import SEED_BOUND, Evaluation, Example, Params, params_key
 
 class BudgetExhausted(RuntimeError):
     """Raised instead of making a metric call the budget cannot pay for (nothing is evaluated then)."""
@@ -67,7 +64,7 @@ class MeteredEvaluator:
                                       f"{self.max_metric_calls} left")
             self.calls += n
             # Seeds are drawn under the lock, in reservation order, so a serial run is reproducible.
-            return [int(s) for s in self.rng.integers(0, SEED_SPACE, size=n)] if draw_seeds else []
+            return [int(s) for s in self.rng.integers(0, SEED_BOUND, size=n)] if draw_seeds else []
 
     def __call__(self, params: Params, example: Example, seed: int) -> Evaluation:
         self._reserve(1, draw_seeds=False)
@@ -140,7 +137,7 @@ def program_curve(result: MethodResult, score: Callable[[Params], float], *,
                   running_max: bool = False) -> list[CurvePoint]:
     """`score` of the returned program at each trajectory point (memoized per distinct program).
 
-    Same shape as `methods.score_curve`, so `plots.plot_score_curves` draws peers and POLCA alike;
+    Same shape as `curves.score_curve`, so `plots.plot_score_curves` draws peers and POLCA alike;
     `running_max=True` gives the paper's "highest score so far" curve.
     """
     memo: dict[str, float] = {}
@@ -165,7 +162,7 @@ def held_out_score(problem_evaluator: Evaluator, params: Params, testset: Sequen
         raise ValueError(f"repeats must be >= 1, got {repeats!r}")
     if not testset:
         raise ValueError("testset is empty")
-    seeds = np.random.default_rng(seed).integers(0, SEED_SPACE, size=(repeats, len(testset)))
+    seeds = np.random.default_rng(seed).integers(0, SEED_BOUND, size=(repeats, len(testset)))
     scores = [problem_evaluator(params, ex, int(seeds[r, i])).score
               for r in range(repeats) for i, ex in enumerate(testset)]
     return float(np.mean(scores))

@@ -10,34 +10,27 @@ program the method would return after that many metric calls) and each distinct 
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..curves import (
+    Comparison,
+    CurvePoint,
+    calls_to_reach,
+    mean_best_so_far,
+    mean_returned,
+    memoized,
+    run_comparison,
+    running_best,
+)
 from ..llm.base import LLM
-from ..methods import CurvePoint
 from ..protocols import Embedder
 from ..problem import PolcaConfig, Problem
-from ..types import Params, params_key
+from ..types import Params
 from .accounting import MethodResult, held_out_score
 from .registry import ALL_METHODS, run_baseline
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Per method, one entry per seed: the run, its test-score curve on `grid`, final score, seconds."""
-
-    budget: int
-    seeds: tuple[int, ...]
-    grid: tuple[int, ...]
-    initial: float  # test score of the seed program (every curve starts there)
-    results: dict[str, list[MethodResult]]
-    curves: dict[str, list[list[CurvePoint]]]
-    finals: dict[str, list[float]]
-    seconds: dict[str, list[float]]
 
 
 def program_at(result: MethodResult, calls: int, seed_params: Params) -> Params:
@@ -89,70 +82,22 @@ def compare_methods(
         raise ValueError("Problem.testset is empty: the comparison scores returned programs on it")
     grid = default_grid(budget, grid_points)
     seed_params = dict(problem.seed_params)
-    memo: dict[str, float] = {}
-
-    def score(params: Params) -> float:
-        key = params_key(params)
-        if key not in memo:
-            memo[key] = held_out_score(problem.evaluator, params, problem.testset, seed=test_seed,
-                                       repeats=test_repeats)
-        return memo[key]
-
+    score = memoized(lambda params: held_out_score(problem.evaluator, params, problem.testset, seed=test_seed,
+                                                   repeats=test_repeats))
     initial = score(seed_params)
     settings = dict(peer_settings or {})
-    results: dict[str, list[MethodResult]] = {}
-    curves: dict[str, list[list[CurvePoint]]] = {}
-    finals: dict[str, list[float]] = {}
-    seconds: dict[str, list[float]] = {}
-    for method in methods:
-        results[method], curves[method], finals[method], seconds[method] = [], [], [], []
-        for seed in seeds:
-            run_dir = None if run_root is None or method == "gepa" else Path(run_root) / method / f"seed{seed}"
-            started = time.perf_counter()
-            result = run_baseline(method, problem, llm, budget=budget, seed=seed, base_config=base_config,
-                                  peer_settings=settings.get(method), max_tokens=max_tokens, embedder=embedder,
-                                  run_dir=run_dir)
-            elapsed = time.perf_counter() - started
-            curve = [CurvePoint(i, c, score(program_at(result, c, seed_params))) for i, c in enumerate(grid)]
-            final = score(result.final_params)
-            results[method].append(result)
-            curves[method].append(curve)
-            finals[method].append(final)
-            seconds[method].append(elapsed)
-            if on_run is not None:
-                on_run(method, seed, result, final, elapsed)
-    return Comparison(budget, tuple(seeds), grid, initial, results, curves, finals, seconds)
 
+    def run(method: str, seed: int) -> MethodResult:
+        run_dir = None if run_root is None or method == "gepa" else Path(run_root) / method / f"seed{seed}"
+        return run_baseline(method, problem, llm, budget=budget, seed=seed, base_config=base_config,
+                            peer_settings=settings.get(method), max_tokens=max_tokens, embedder=embedder,
+                            run_dir=run_dir)
 
-def running_best(curve: Sequence[CurvePoint], initial: float) -> list[CurvePoint]:
-    """The running max of one curve, the seed program's score included (a best-so-far never drops below
-    where the run started)."""
-    running = np.maximum.accumulate([initial, *(p.score for p in curve)])[1:]
-    return [CurvePoint(p.iteration, p.metric_calls, float(v)) for p, v in zip(curve, running)]
+    def read(method: str, result: MethodResult) -> tuple[list[CurvePoint], float]:
+        curve = [CurvePoint(i, c, score(program_at(result, c, seed_params))) for i, c in enumerate(grid)]
+        return curve, score(result.final_params)
 
-
-def mean_best_so_far(curves: Sequence[Sequence[CurvePoint]], initial: float) -> np.ndarray:
-    """Across seeds, the mean of each seed's best-so-far score on the grid (the paper's plotted curve)."""
-    return np.array([[p.score for p in running_best(curve, initial)] for curve in curves]).mean(axis=0)
-
-
-def mean_returned(curves: Sequence[Sequence[CurvePoint]]) -> np.ndarray:
-    """Across seeds, the mean test score of the program each seed would return at each grid point."""
-    return np.array([[p.score for p in curve] for curve in curves], dtype=float).mean(axis=0)
-
-
-def calls_to_reach(comparison: Comparison, method: str, target: float, *, best_so_far: bool = False) -> int | None:
-    """First grid point where `method`'s mean test score is >= target (None: never; 0: the seed already is).
-
-    By default the score of the program the method would return there (what a user would get if the run
-    stopped); `best_so_far=True` uses the paper's running maximum instead (optimistic: it credits a
-    program the method did not keep)."""
-    if comparison.initial >= target:
-        return 0
-    curves = comparison.curves[method]
-    curve = mean_best_so_far(curves, comparison.initial) if best_so_far else mean_returned(curves)
-    hits = np.nonzero(curve >= target - 1e-12)[0]
-    return None if len(hits) == 0 else comparison.grid[int(hits[0])]
+    return run_comparison(methods, seeds, run, read, budget=budget, grid=grid, initial=initial, on_run=on_run)
 
 
 def summary_rows(comparison: Comparison, *, polca: str = "polca", baselines: Sequence[str] | None = None,
@@ -217,3 +162,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], *, polca: str = "polca") -> 
                      f"{fmt(r.get('mean_calls'), '.1f'):>12}{fmt(r.get('mean_llm_calls'), '.1f'):>11}"
                      f"{r['mean_seconds']:>8.0f}")
     return "\n".join(lines)
+
+
+__all__ = ["Comparison", "calls_to_reach", "compare_methods", "default_grid", "format_table", "mean_best_so_far",
+           "mean_returned", "program_at", "running_best", "summary_rows"]
