@@ -29,10 +29,11 @@ try:
 except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from polca_nb.baselines.compare import compare_methods, format_table, summary_rows
+from polca_nb.baselines.compare import compare_methods
 from polca_nb.baselines.registry import ALL_METHODS
 from polca_nb.benchmarks.short_answer import short_answer_problem
 from polca_nb.llm import default_client
+from polca_nb.tables import format_table, summary_rows
 
 METHODS = list(ALL_METHODS)
 

@@ -1,4 +1,7 @@
-"""Figures and tables shared by the notebooks: best-so-far curves with standard-error bands, memory views.
+"""Figures shared by the notebooks: best-so-far curves with standard-error bands, and `save_figure`.
+
+Tables (memory views, event counts, comparison summaries) are in `tables`; the names below re-export
+them for the notebooks that import them from here.
 
 Curves follow the paper's protocol (polca-method.md §2.5): per seed, a step function of metric calls;
 across seeds, the mean with a band of std/sqrt(n_seeds) (numpy std, ddof=0).
@@ -7,16 +10,16 @@ across seeds, the mean with a band of std/sqrt(n_seeds) (numpy std, ddof=0).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .data import PROJECT_ROOT
-from .memory import Memory, best_by_mean
 from .curves import CurvePoint, curve_at
-from .types import render_params
+from .tables import best_text, event_counts, memory_table  # noqa: F401  (old import path)
 
 FIGURES = PROJECT_ROOT / "figures"
+_IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,40 +62,14 @@ def plot_score_curves(
     ax.legend(fontsize=8)
 
 
-def save_figure(fig, name: str, directory: Path | None = None) -> Path:
-    """Write `fig` as figures/<name>.png (creating the folder) and return the path."""
-    directory = directory or FIGURES
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+def save_figure(fig, target: str | Path, directory: Path | None = None, *, dpi: int = 120) -> Path:
+    """Write `fig` and return the path (folders created): a name such as "quickstart_methods" goes to
+    `<directory>/<name>.png` (default: figures/); a `Path`, or a str ending in an image suffix, is
+    written as given."""
+    if isinstance(target, Path) or Path(target).suffix.lower() in _IMAGE_SUFFIXES:
+        path = Path(target)
+    else:
+        path = (directory or FIGURES) / f"{target}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
-
-
-def memory_table(memory: Memory, *, top: int = 10, true_score: Callable[[dict], float] | None = None,
-                 width: int = 70):
-    """The top candidates by mean as a DataFrame (id, parent, step, n, mean, optional true score, text)."""
-    import pandas as pd
-
-    rows = []
-    for c in sorted(memory, key=lambda c: (c.mean if c.mean is not None else -1, c.n), reverse=True)[:top]:
-        text = render_params(c.params).replace("\n", " ")
-        row = {"id": c.id, "parent": c.parent_id, "step": c.step_created, "n": c.n,
-               "mean": None if c.mean is None else round(c.mean, 3)}
-        if true_score is not None:
-            row["true"] = round(true_score(c.params), 3)
-        row["params"] = text if len(text) <= width else text[: width - 1] + "…"
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("id")
-
-
-def event_counts(events: Sequence[dict]) -> dict[str, int]:
-    """How many events of each type a run logged."""
-    counts: dict[str, int] = {}
-    for e in events:
-        counts[e["type"]] = counts.get(e["type"], 0) + 1
-    return dict(sorted(counts.items()))
-
-
-def best_text(memory: Memory) -> str:
-    best = best_by_mean(memory)
-    return "" if best is None else render_params(best.params)

@@ -15,21 +15,12 @@ from polca_nb.baselines.ablation import (
     load_reference,
     run_eps_sweep,
 )
-from polca_nb.baselines.compare import (
-    Comparison,
-    calls_to_reach,
-    compare_methods,
-    default_grid,
-    format_table,
-    mean_best_so_far,
-    program_at,
-    running_best,
-    summary_rows,
-)
+from polca_nb.baselines.compare import compare_methods, default_grid, program_at
 from polca_nb.llm.base import ScriptedLLM
-from polca_nb.curves import CurvePoint
+from polca_nb.curves import Comparison, CurvePoint, calls_to_reach, mean_best_so_far, running_best
 from polca_nb.methods import METHODS
 from polca_nb.runner import Problem
+from polca_nb.tables import format_table, summary_rows
 from polca_nb.types import Evaluation, Example
 
 KEY = "ONE-WORD"
