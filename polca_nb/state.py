@@ -13,7 +13,7 @@ from .epsnet import EpsNetReport, epsnet_report
 from .memory import Memory
 from .problem import Problem
 from .sampling import EpochSampler
-from .types import Candidate
+from .types import SUMMARY_PREFIX, Candidate
 
 # Stream ids for Generators derived from the run's seed: evaluations outside the search (test curve,
 # final re-evaluation) must never change what the search itself draws.
@@ -24,12 +24,6 @@ REEVALUATION_STREAM = 2
 def derived_rng(seed: int, stream: int) -> np.random.Generator:
     """An independent Generator for one purpose of a run (a fixed function of (seed, stream))."""
     return np.random.default_rng([int(seed), int(stream)])
-
-
-SUMMARY_PREFIX = (
-    "Concrete recommendations for generating better parameters based on successful patterns "
-    "observed in the trajectories: "
-)
 
 
 @dataclass(frozen=True)

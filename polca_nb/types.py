@@ -22,6 +22,12 @@ Source = Literal["explore", "validate", "test", "reevaluate"]
 SEED_BOUND = 2**31 - 1
 """Evaluation and LLM-sample seeds are drawn from [0, SEED_BOUND): they fit every backend's int32 seed."""
 
+SUMMARY_PREFIX = (
+    "Concrete recommendations for generating better parameters based on successful patterns "
+    "observed in the trajectories: "
+)
+"""Leads every summarizer context, the search's initial one included (the paper's prefix, "agent" dropped)."""
+
 EvaluationErrors = Literal["zero", "exclude"]
 """What becomes of an evaluation *error* (an LLM failure inside an evaluation, not a bad program):
 "zero" keeps it as a score-0 rollout flagged with `error`; "exclude" keeps it out of the candidate's

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import StopRun
 from ..llm.base import LLM
 from ..sampling import distinct_evaluated
-from ..types import Candidate, Example, Rollout
+from ..types import SUMMARY_PREFIX, Candidate, Example, Rollout
 from .parsing import extract_tag, template_headings_in
 from .templates import (
     InputRenderer,
@@ -27,11 +27,8 @@ logger = logging.getLogger(__name__)
 
 TEMPLATE_FILE = "summarizer.txt"
 
-CONTEXT_PREFIX = (
-    "Concrete recommendations for generating better parameters based on successful patterns "
-    "observed in the trajectories: "
-)
-"""Leads every context this summarizer returns (the paper's prefix, with "agent" dropped)."""
+CONTEXT_PREFIX = SUMMARY_PREFIX
+"""Leads every context this summarizer returns (`types.SUMMARY_PREFIX`: the search starts from it too)."""
 
 
 @dataclass(frozen=True)
