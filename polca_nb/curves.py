@@ -11,7 +11,7 @@ plots read either.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -94,11 +94,11 @@ class Comparison:
     curves: dict[str, list[list[CurvePoint]]]
     finals: dict[str, list[float]]
     results: dict[str, list[Any]]
+    initial: float
     seconds: dict[str, list[float]] = field(default_factory=dict)
     budget: int | None = None
     seeds: tuple[int, ...] = ()
     grid: tuple[int, ...] = ()
-    initial: float | None = None
 
     def table(self):
         """Final score mean and standard error (std ddof=0 / sqrt(n), as in the paper's bands) per method."""
@@ -116,8 +116,8 @@ def calls_to_reach(comparison: Comparison, method: str, target: float, *, best_s
     By default the score of the program the method would return there (what a user would get if the run
     stopped); `best_so_far=True` uses the paper's running maximum instead (optimistic: it credits a
     program the method did not keep). Needs a comparison read on a grid (`compare_methods`)."""
-    if comparison.initial is None or not comparison.grid:
-        raise ValueError("calls_to_reach needs a comparison with an initial score and a grid (compare_methods)")
+    if not comparison.grid:
+        raise ValueError("calls_to_reach needs a comparison read on a grid (compare_methods)")
     if comparison.initial >= target:
         return 0
     curves = comparison.curves[method]
@@ -138,15 +138,16 @@ def run_comparison(
     run: Run,
     read: Read,
     *,
+    initial: float | Callable[[], float],
     budget: int | None = None,
     grid: Sequence[int] = (),
-    initial: float | None = None,
     on_run: Callable[[str, int, Any, float, float], None] | None = None,
 ) -> Comparison:
     """The harness: `run` each method for each seed (in that order), `read` its curve and final score.
 
-    `seconds` times `run` only (not the scoring). `on_run` is called after each run with (method, seed,
-    result, final score, seconds).
+    `initial` is the seed program's score, or a function giving it after the runs. `seconds` times
+    `run` only (not the scoring). `on_run` is called after each run with (method, seed, result, final
+    score, seconds).
     """
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed")
@@ -167,7 +168,8 @@ def run_comparison(
             seconds[method].append(elapsed)
             if on_run is not None:
                 on_run(method, seed, result, final, elapsed)
-    return Comparison(curves, finals, results, seconds, budget, tuple(seeds), tuple(grid), initial)
+    start = initial() if callable(initial) else initial
+    return Comparison(curves, finals, results, start, seconds, budget, tuple(seeds), tuple(grid))
 
 
 def memoized(score: Callable[[Params], float]) -> Callable[[Params], float]:
@@ -218,9 +220,9 @@ def compare(
         m = by_name[name]
         return score_curve(m, result, scored), scored(returned_program(m, result).params)
 
-    comparison = run_comparison(list(by_name), seeds, run, read, budget=base_config.budget.max_metric_calls)
-    # Scored after the runs, so `score` sees the runs' programs in the same order as before `initial` existed.
-    return replace(comparison, initial=scored(problem.seed_params))
+    # The seed program is scored after the runs: `score` sees the runs' programs first, in run order.
+    return run_comparison(list(by_name), seeds, run, read, initial=lambda: scored(problem.seed_params),
+                          budget=base_config.budget.max_metric_calls)
 
 
 __all__ = ["Comparison", "CurvePoint", "calls_to_reach", "compare", "curve_at", "mean_best_so_far",

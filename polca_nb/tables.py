@@ -74,8 +74,9 @@ def summary_rows(comparison: Comparison, *, polca: str = "polca", baselines: Seq
                                                 for r in comparison.results.get(m, [])])}
         if polca in comparison.finals and m != polca:
             row["final_ratio"] = means[polca] / means[m] if means[m] > 0 else None
-            if reach[polca] is not None and reach[m]:
-                row["calls_ratio"] = reach[polca] / reach[m]
+            ours, theirs = reach[polca], reach[m]
+            if ours is not None and theirs:
+                row["calls_ratio"] = ours / theirs
         rows.append(row)
     return rows
 

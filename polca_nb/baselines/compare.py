@@ -87,7 +87,7 @@ def compare_methods(
         curve = [CurvePoint(i, c, score(program_at(result, c, seed_params))) for i, c in enumerate(grid)]
         return curve, score(result.final_params)
 
-    return run_comparison(methods, seeds, run, read, budget=budget, grid=grid, initial=initial, on_run=on_run)
+    return run_comparison(methods, seeds, run, read, initial=initial, budget=budget, grid=grid, on_run=on_run)
 
 
 __all__ = ["compare_methods", "default_grid", "program_at"]
