@@ -66,3 +66,25 @@ def test_score_curve_running_max_and_curve_at():
     pts = [CurvePoint(0, 10, 0.5), CurvePoint(1, 20, 0.7)]
     assert curve_at(pts, [0, 10, 15, 20, 99], initial=0.1) == [0.1, 0.5, 0.5, 0.7, 0.7]
     assert len(plain) == len(res.history)
+
+
+def test_compare_returns_the_one_comparison_type_scored_once_per_program():
+    from polca_nb.curves import Comparison, compare
+    from polca_nb.synthetic import true_score
+
+    problem = skills_problem()
+    calls = []
+
+    def score(params):
+        calls.append(params["instructions"])
+        return true_score(problem.evaluator, params, problem)
+
+    c = compare(["polca", "sequential"], problem, ScriptedProposer(), PolcaConfig(Budget(max_metric_calls=60), eps=0.5),
+                seeds=[0, 1], score=score, embedder=SkillsEmbedder(), summarizer=SkillsSummarizer())
+    assert isinstance(c, Comparison) and c.seeds == (0, 1) and c.budget == 60 and c.grid == ()
+    assert c.initial == score(problem.seed_params)
+    assert len(calls) - 1 == len(set(calls[:-1]))  # each distinct program scored once (+ the check above)
+    assert {m: len(v) for m, v in c.seconds.items()} == {"polca": 2, "sequential": 2}
+    assert list(c.table().index) == ["polca", "sequential"]
+    with pytest.raises(ValueError, match="seeds is empty"):
+        compare(["polca"], problem, ScriptedProposer(), PolcaConfig(Budget(max_metric_calls=10)), seeds=[], score=score)
