@@ -114,18 +114,4 @@ def returned_program(method: str | Method, result: RunResult) -> Candidate:
     return best
 
 
-_MOVED_TO_CURVES = frozenset({"CurvePoint", "Comparison", "compare", "curve_at", "score_curve"})
-
-
-def __getattr__(name: str) -> Any:
-    """Old import paths (`from polca_nb.methods import CurvePoint`): the curve names live in `curves`.
-
-    Resolved lazily, because `curves` builds on this module."""
-    if name in _MOVED_TO_CURVES:
-        from . import curves
-
-        return getattr(curves, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["METHODS", "Method", "get_method", "returned_id", "returned_program", "run_method"]

@@ -46,7 +46,8 @@ class GepaSettings:
 
     def __post_init__(self) -> None:
         if not isinstance(self.reflection_minibatch_size, int) or self.reflection_minibatch_size < 1:
-            raise ValueError(f"reflection_minibatch_size must be a positive int, got {self.reflection_minibatch_size!r}")
+            raise ValueError("reflection_minibatch_size must be a positive int, "
+                             f"got {self.reflection_minibatch_size!r}")
         if self.candidate_selection_strategy not in ("pareto", "current_best", "epsilon_greedy", "top_k_pareto"):
             raise ValueError(f"candidate_selection_strategy is invalid: {self.candidate_selection_strategy!r}")
         if self.module_selector not in ("round_robin", "all"):

@@ -7,7 +7,6 @@ Bands are +-1 standard error of the mean over seeds.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -16,6 +15,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from ..plots import save_figure  # noqa: F401 - the package's one save_figure, used by name from here
 from .bounds import packing_bound, theorem1_slope
 from .simulator import SimulatedPolcaRun
 from .stats import mean_and_sem
@@ -34,14 +34,6 @@ __all__ = [
 
 _LINESTYLE_BY_EPS_ON = {True: "-", False: ":"}
 _SCREEN_DPI = 72  # inline display (keeps the notebook small); save_figure writes at its own dpi
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write `fig` to `path` (parent folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
 
 
 def _log_grid(length: int, points: int = 100) -> np.ndarray:

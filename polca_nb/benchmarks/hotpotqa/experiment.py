@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...llm.base import LLM
-from ...methods import CurvePoint
+from ...curves import CurvePoint
 from ...problem import PolcaConfig
 from ...protocols import Embedder, Executor, as_executor
 from ...runner import polca

@@ -1,0 +1,124 @@
+"""Running OpenEvolve inside a notebook process: its controller on a fresh thread with its own event
+loop, a scratch directory per run, and a guard that restores the module-level state OpenEvolve
+changes (logging, signal handlers, worker globals) and stops the threads it leaves behind."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+def _thread_controller_class():
+    from openevolve import process_parallel
+
+    class ThreadController(process_parallel.ProcessParallelController):
+        """OpenEvolve's controller with its worker pool on one thread instead of spawned processes."""
+
+        def start(self) -> None:
+            self.executor = ThreadPoolExecutor(  # type: ignore[assignment]
+                max_workers=1, thread_name_prefix="openevolve-worker", initializer=process_parallel._worker_init,
+                initargs=(self._serialize_config(self.config), self.evaluation_file, None))
+
+        def stop(self) -> None:
+            self.shutdown_event.set()
+            executor, self.executor = self.executor, None
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+    return ThreadController
+
+
+def _run_in_fresh_thread(fn):
+    """Run fn() on a new thread and return its result (asyncio.run is refused inside Jupyter's loop)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="openevolve-driver")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+class _scratch_dir:
+    """run_dir (kept) or a temporary directory (removed on exit)."""
+
+    def __init__(self, run_dir: str | Path | None) -> None:
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def __enter__(self) -> Path:
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            return self.run_dir
+        self._tmp = tempfile.TemporaryDirectory(prefix="openevolve-")
+        return Path(self._tmp.name)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+class _GlobalStateGuard:
+    """Saves what OpenEvolve changes process-wide (global RNGs, root logger, sys.path/sys.modules)."""
+
+    def __init__(self) -> None:
+        self.random_state = random.getstate()
+        self.numpy_state = np.random.get_state()
+        root = logging.getLogger()
+        self.root_level = root.level
+        self.root_handlers = list(root.handlers)
+        self.sys_path = list(sys.path)
+        self.had_module = "evaluation_module" in sys.modules
+        self.module = sys.modules.get("evaluation_module")
+
+    def _added_handlers(self) -> list[logging.Handler]:
+        return [h for h in logging.getLogger().handlers if h not in self.root_handlers]
+
+    def drop_console_handlers(self) -> None:
+        """Keep OpenEvolve's log file, not its console output (cells and the bench stay readable)."""
+        for handler in self._added_handlers():
+            if not isinstance(handler, logging.FileHandler):
+                logging.getLogger().removeHandler(handler)
+
+    def restore(self) -> None:
+        root = logging.getLogger()
+        for handler in self._added_handlers():
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(self.root_level)
+        random.setstate(self.random_state)
+        np.random.set_state(self.numpy_state)
+        sys.path[:] = self.sys_path
+        if self.had_module:
+            sys.modules["evaluation_module"] = self.module
+        else:
+            sys.modules.pop("evaluation_module", None)
+
+
+def _shutdown_openevolve_threads(oe: Any) -> None:
+    """Join the evaluation threads OpenEvolve's Evaluators own and clear the worker's module globals."""
+    from openevolve import process_parallel
+
+    evaluators = [getattr(oe, "evaluator", None), getattr(process_parallel, "_worker_evaluator", None)]
+    for evaluator in evaluators:
+        executor = getattr(evaluator, "_executor", None)  # private: OpenEvolve has no close() for it
+        if executor is not None:
+            executor.shutdown(wait=True)
+    for name in ("_worker_config", "_worker_evaluation_file", "_worker_evaluator", "_worker_llm_ensemble",
+                 "_worker_prompt_sampler"):
+        if hasattr(process_parallel, name):
+            setattr(process_parallel, name, None)
