@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 # Notebooks checked by nbval in `make test`: all of them (measured cold on 2 cores: 11_tau_bench 6.3 min).
 NBVAL_NOTEBOOKS ?= notebooks
 
-.PHONY: setup test test-fast reproduce bench clean
+.PHONY: setup lint test test-fast reproduce bench clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m polca_nb.doctor
 	@touch $(STAMP)
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check polca_nb tests bench
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest tests $(NBVAL_NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 $(PYTEST_ARGS)
 
 test-fast: setup

@@ -40,3 +40,17 @@ def test_pinned_versions_agree():
     env_text = (ROOT / "environment.yml").read_text()
     for name, requirement in pins.items():
         assert requirement.replace(" ", "") in env_text.replace(" ", ""), f"{name} pin differs in environment.yml"
+
+
+def test_every_dependency_has_the_same_tested_range_in_both_files():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = list(project["dependencies"]) + [r for extra in project["optional-dependencies"].values()
+                                                    for r in extra]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    listed = [d for d in env["dependencies"] if isinstance(d, str)]
+    listed += [d for d in next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))]
+    env_spec = {name_of(d): d.split("#")[0].replace(" ", "") for d in listed}
+    for requirement in requirements:
+        spec = requirement.replace(" ", "")
+        assert env_spec.get(name_of(spec)) == spec, f"{spec} in pyproject.toml, {env_spec.get(name_of(spec))} in environment.yml"
+        assert "<" in spec or "==" in spec, f"{spec}: every dependency needs a tested upper bound"

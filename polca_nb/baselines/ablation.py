@@ -30,7 +30,7 @@ def load_reference(name: str = "ablations") -> dict[str, Any]:
     """A reference JSON shipped in `polca_nb/reference/` (package data), e.g. the paper's Fig. 9/10 numbers."""
     if not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"name must be a plain file stem, got {name!r}")
-    path = resources.files("polca_nb").joinpath("reference", f"{name}.json")
+    path = resources.files("polca_nb").joinpath("reference").joinpath(f"{name}.json")
     if not path.is_file():
         raise ValueError(f"no reference file polca_nb/reference/{name}.json")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -68,11 +68,12 @@ def compare_methods(
         raise ValueError(f"methods must be among {list(ALL_METHODS)}, got {unknown}")
     if not seeds:
         raise ValueError("seeds is empty: give at least one seed")
-    if not problem.testset:
+    testset = problem.testset
+    if not testset:
         raise ValueError("Problem.testset is empty: the comparison scores returned programs on it")
     grid = default_grid(budget, grid_points)
     seed_params = dict(problem.seed_params)
-    score = memoized(lambda params: held_out_score(problem.evaluator, params, problem.testset, seed=test_seed,
+    score = memoized(lambda params: held_out_score(problem.evaluator, params, testset, seed=test_seed,
                                                    repeats=test_repeats))
     initial = score(seed_params)
     settings = dict(peer_settings or {})

@@ -292,7 +292,7 @@ class _Recorder:
             return best.code
         # Only a refused (never evaluated) program could be "best" here, by a tie at 0: skip it.
         scored = self.ctx.scores_by_text
-        return max(scored, key=scored.get) if scored else None
+        return max(scored, key=lambda text: scored[text]) if scored else None
 
     def record(self, iteration: int) -> None:
         text = self.returned_text()

@@ -22,13 +22,13 @@ def _thread_controller_class():
         """OpenEvolve's controller with its worker pool on one thread instead of spawned processes."""
 
         def start(self) -> None:
-            self.executor = ThreadPoolExecutor(  # type: ignore[assignment]
+            self.executor = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="openevolve-worker", initializer=process_parallel._worker_init,
                 initargs=(self._serialize_config(self.config), self.evaluation_file, None))
 
         def stop(self) -> None:
             self.shutdown_event.set()
-            executor, self.executor = self.executor, None
+            executor, self.executor = self.executor, None  # type: ignore[assignment]  # stopped: no pool
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
 
@@ -104,7 +104,7 @@ class _GlobalStateGuard:
         np.random.set_state(self.numpy_state)
         sys.path[:] = self.sys_path
         if self.had_module:
-            sys.modules["evaluation_module"] = self.module
+            sys.modules["evaluation_module"] = self.module  # type: ignore[assignment]  # had_module: not None
         else:
             sys.modules.pop("evaluation_module", None)
 

@@ -27,8 +27,8 @@ PEERS = ("gepa", "openevolve")
 ALL_METHODS = tuple(METHODS) + PEERS
 """Every name `run_baseline` accepts."""
 
-PROPOSER_DEFAULTS = {"max_tokens": 1024, "temperature": 1.0}
-SUMMARIZER_DEFAULTS = {"max_tokens": 1024}
+PROPOSER_DEFAULTS: dict[str, Any] = {"max_tokens": 1024, "temperature": 1.0}
+SUMMARIZER_DEFAULTS: dict[str, Any] = {"max_tokens": 1024}
 
 
 def default_config(budget: int, **overrides: Any) -> PolcaConfig:

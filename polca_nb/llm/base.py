@@ -142,7 +142,14 @@ class LedgeredLLM:
         return f"LedgeredLLM({self.llm!r})"
 
 
-def with_ledger(llm: LLM) -> LLM:
+@runtime_checkable
+class LedgerLLM(LLM, Protocol):
+    """An LLM that keeps a Ledger (what `with_ledger` returns)."""
+
+    ledger: Ledger
+
+
+def with_ledger(llm: LLM) -> LedgerLLM:
     """`llm` itself when it keeps a Ledger (an LLMClient, a ScriptedLLM given one), else `llm` in a
     `LedgeredLLM` with a new one: either way `with_ledger(llm).ledger.track()` sees its requests."""
-    return llm if ledger_of(llm) is not None else LedgeredLLM(llm)
+    return llm if ledger_of(llm) is not None else LedgeredLLM(llm)  # type: ignore[return-value]

@@ -98,7 +98,7 @@ def _censored_mean(steps: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray,
     """Mean and SEM per row with censored (-1) entries counted as `cap` (a lower bound); also a censored flag."""
     filled = np.where(steps < 0, cap, steps).astype(np.float64)
     mean, sem = mean_and_sem(filled, axis=1)
-    return mean, sem, (steps < 0).any(axis=1)
+    return mean, sem, np.asarray((steps < 0).any(axis=1))
 
 
 def plot_theorem2(sweep: Theorem2Sweep) -> Figure:
