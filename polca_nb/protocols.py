@@ -71,7 +71,8 @@ class Summarizer(Protocol):
 class Embedder(Protocol):
     """Maps texts to vectors; eps is only meaningful relative to one embedder, so it has a name."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
