@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from .budget import Budget
 from .problem import PolcaConfig
 
-KNOBS = ("eps", "num_candidates", "batch_size", "use_summarizer", "priority", "budget")
+KNOBS = ("eps", "num_candidates", "batch_size", "use_summarizer", "priority", "budget", "iterations")
 
 
 def _widget(name: str, config: PolcaConfig, budget: int | None) -> Any:
@@ -37,6 +37,10 @@ def _widget(name: str, config: PolcaConfig, budget: int | None) -> Any:
         start = budget or config.budget.max_metric_calls or 100
         return w.IntSlider(value=start, min=4, max=max(200, 4 * start), step=4, description="metric calls",
                            continuous_update=False)
+    if name == "iterations":
+        start = config.budget.max_iterations or 1
+        return w.IntSlider(value=start, min=1, max=max(10, 2 * start), description="iterations",
+                           continuous_update=False)
     raise ValueError(f"unknown knob {name!r}; knobs are {KNOBS}")
 
 
@@ -47,6 +51,7 @@ class KnobPanel:
     base: PolcaConfig
     controls: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    output: Any = None  # the output area, once shown (draw into it with `with panel.output:`)
 
     @classmethod
     def for_config(cls, base: PolcaConfig, *, knobs: Sequence[str] = ("eps", "use_summarizer", "budget"),
@@ -67,9 +72,12 @@ class KnobPanel:
 
     def config(self) -> PolcaConfig:
         """The base config with the panel's values."""
-        changes = {name: widget.value for name, widget in self.controls.items() if name != "budget"}
-        if "budget" in self.controls:
-            changes["budget"] = Budget(max_metric_calls=int(self.controls["budget"].value))
+        changes = {name: widget.value for name, widget in self.controls.items() if name not in ("budget", "iterations")}
+        if "budget" in self.controls or "iterations" in self.controls:
+            calls = self.controls.get("budget")
+            iterations = self.controls.get("iterations")
+            changes["budget"] = Budget(max_metric_calls=None if calls is None else int(calls.value),
+                                       max_iterations=None if iterations is None else int(iterations.value))
         return replace(self.base, **changes)
 
     def show(self, callback: Callable[[PolcaConfig], Any], *, run_now: bool = True, label: str = "run") -> Any:
@@ -78,7 +86,7 @@ class KnobPanel:
         import ipywidgets as w  # noqa: PLC0415
         from IPython.display import display  # noqa: PLC0415
 
-        output = w.Output()
+        output = self.output = w.Output()
         button = w.Button(description=label, button_style="primary")
 
         def run(_: Any = None) -> None:
