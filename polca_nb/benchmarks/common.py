@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 from ..problem import PolcaConfig, Problem
 from ..protocols import Proposer, Summarizer
 from ..state import RunResult
+
+P = TypeVar("P")
+
+
+def lookup_preset(presets: Mapping[str, P], preset: str | P, benchmark: str) -> P:
+    """`preset` itself, or `presets[preset]` for a name; ValueError naming the benchmark's presets otherwise."""
+    if not isinstance(preset, str):
+        return preset
+    if preset not in presets:
+        raise ValueError(f"unknown {benchmark} preset {preset!r}; the presets are {sorted(presets)}")
+    return presets[preset]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from ...llm.base import LLM
 from ...problem import PolcaConfig, Problem
 from ...roles import LLMProposer, LLMSummarizer
 from ...types import Example
-from ..common import BenchmarkSetup
+from ..common import BenchmarkSetup, lookup_preset
 from .data import PAPER_NUM_EXAMPLES, PAPER_NUM_VALIDATION, load_examples
 from .evaluator import (INITIAL_INSTRUCTIONS, OBJECTIVE, PARAM_NAME, UPSTREAM_TASK_MAX_TOKENS, HotpotQAEvaluator,
                         render_input)
@@ -161,11 +161,7 @@ def make_roles(llm: LLM, preset: HotpotPreset) -> HotpotRoles:
 
 def get_preset(preset: str | HotpotPreset) -> HotpotPreset:
     """`preset` itself, or `PRESETS[preset]` for a name (ValueError naming the presets otherwise)."""
-    if isinstance(preset, HotpotPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown HotpotQA preset {preset!r}; the presets are {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return lookup_preset(PRESETS, preset, "HotpotQA")
 
 
 def setup(preset: str | HotpotPreset, llm: LLM, *, examples: Sequence[Example] | None = None,

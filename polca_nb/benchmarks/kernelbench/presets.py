@@ -19,7 +19,7 @@ from ...problem import PolcaConfig, Problem
 from ...protocols import Evaluator
 from ...roles.summarizer import LLMSummarizer
 from ...types import Example
-from ..common import BenchmarkSetup
+from ..common import BenchmarkSetup, lookup_preset
 from .data import BACKENDS, Backend, KernelTask, check_backend, load_tasks
 from .evaluate import AllcloseOrder, check_allclose_order
 from .evaluator import PARAM, ScreenedKernelEvaluator, KernelBenchEvaluator
@@ -168,11 +168,7 @@ def kernel_problem(task: KernelTask, evaluator: Evaluator, backend: Backend = "c
 
 def get_preset(preset: str | KernelBenchSetup) -> KernelBenchSetup:
     """A preset by name ("smoke", "paper"), or the given KernelBenchSetup itself."""
-    if isinstance(preset, KernelBenchSetup):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown KernelBench preset {preset!r}; known: {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return lookup_preset(PRESETS, preset, "KernelBench")
 
 
 def make_roles(settings: KernelBenchSetup, llm: LLM, problem: Problem) -> tuple[KernelProposer, LLMSummarizer | None]:

@@ -14,7 +14,7 @@ from ...budget import Budget
 from ...llm.base import LLM
 from ...problem import PolcaConfig, Problem
 from ...roles import LLMProposer, LLMSummarizer
-from ..common import BenchmarkSetup
+from ..common import BenchmarkSetup, lookup_preset
 from .data import QUESTIONS, examples
 from .evaluator import OBJECTIVE, SEED_INSTRUCTIONS, ShortAnswerEvaluator
 
@@ -85,11 +85,7 @@ PRESETS: dict[str, ShortAnswerPreset] = {
 
 def get_preset(preset: str | ShortAnswerPreset) -> ShortAnswerPreset:
     """`preset` itself, or `PRESETS[preset]` for a name (ValueError naming the presets otherwise)."""
-    if isinstance(preset, ShortAnswerPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown short-answer preset {preset!r}; the presets are {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return lookup_preset(PRESETS, preset, "short-answer")
 
 
 def make_config(preset: ShortAnswerPreset, **overrides: Any) -> PolcaConfig:

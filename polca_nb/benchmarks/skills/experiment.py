@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ...runner import polca
-from ..common import ExperimentResult
+from ..common import ExperimentResult, lookup_preset
 from .evaluator import SkillEvaluator, true_score
 from .presets import PRESETS, SkillsPreset, setup
 from .roles import SkillsEmbedder
@@ -15,7 +15,7 @@ from .roles import SkillsEmbedder
 def run(preset: SkillsPreset | str = "smoke", llm: Any = None, *, seeds: Sequence[int] = (0,),
         run_root: str | Path | None = None, embedder: Any = None) -> ExperimentResult:
     """POLCA on the skills problem for each seed; `per_seed` holds the returned program's true score."""
-    p = PRESETS[preset] if isinstance(preset, str) else preset
+    p = lookup_preset(PRESETS, preset, "skills")
     runs, per_seed = [], []
     for seed in seeds:
         parts = setup(p)

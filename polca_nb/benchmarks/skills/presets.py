@@ -10,7 +10,7 @@ from typing import Any
 
 from ...budget import Budget
 from ...problem import PolcaConfig, Problem
-from ..common import BenchmarkSetup
+from ..common import BenchmarkSetup, lookup_preset
 from .data import load_examples
 from .evaluator import SEED_PARAMS, SkillEvaluator
 from .roles import ScriptedProposer, SkillsSummarizer
@@ -52,6 +52,6 @@ PRESETS: dict[str, SkillsPreset] = {
 def setup(preset: SkillsPreset | str, llm: Any = None, **overrides: Any) -> BenchmarkSetup:
     """Problem, config and the simulated roles of `preset`; `llm` is unused (the roles are simulated);
     `overrides` replace PolcaConfig fields."""
-    p = PRESETS[preset] if isinstance(preset, str) else preset
+    p = lookup_preset(PRESETS, preset, "skills")
     config = replace(PolcaConfig(Budget(max_metric_calls=p.max_metric_calls), eps=p.eps), **overrides)
     return BenchmarkSetup(skills_problem(), config, ScriptedProposer(p.p_fix, p.p_dup), SkillsSummarizer())

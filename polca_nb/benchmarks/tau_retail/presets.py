@@ -13,7 +13,7 @@ from ...budget import Budget
 from ...llm.base import LLM
 from ...problem import PolcaConfig, Problem
 from ...roles import LLMProposer, LLMSummarizer
-from ..common import BenchmarkSetup
+from ..common import BenchmarkSetup, lookup_preset
 from .agent import ModeChoice, TauAgent
 from .data import RetailData, load_retail
 from .env import MAX_STEPS
@@ -129,11 +129,7 @@ def make_optimizer_roles(llm: LLM, preset: TauPreset) -> tuple[LLMProposer, LLMS
 
 def get_preset(preset: str | TauPreset) -> TauPreset:
     """A preset by name ("smoke", "paper"), or the given TauPreset itself."""
-    if isinstance(preset, TauPreset):
-        return preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown τ-bench preset {preset!r}; known: {sorted(PRESETS)}")
-    return PRESETS[preset]
+    return lookup_preset(PRESETS, preset, "τ-bench")
 
 
 def setup(preset: str | TauPreset, llm: LLM, *, data: RetailData | None = None, user_llm: LLM | None = None,
