@@ -37,6 +37,14 @@ def default_cache_dir() -> Path:
     return PROJECT_ROOT / ".cache" / "llm"
 
 
+def checked_temperature(temperature: float) -> float:
+    """`temperature` as a float; ValueError unless it is a finite number >= 0."""
+    value = float(temperature)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    return value
+
+
 def canonical_request(
     *,
     model: str,
@@ -56,9 +64,7 @@ def canonical_request(
     if not isinstance(sample_id, int) or isinstance(sample_id, bool) or sample_id < 0:
         raise ValueError(f"sample_id must be an int >= 0, got {sample_id!r}")
     if temperature is not None:
-        temperature = float(temperature)
-        if not (math.isfinite(temperature) and temperature >= 0):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        temperature = checked_temperature(temperature)
     if isinstance(stop, str):
         raise ValueError(f"stop must be a sequence of strings, not one string: {stop!r}")
     return {

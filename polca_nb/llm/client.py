@@ -27,7 +27,7 @@ import numpy as np
 
 from . import config
 from .base import LLMReply
-from .cache import LLMCache, canonical_request, request_key
+from .cache import LLMCache, canonical_request, checked_temperature, request_key
 from .config import ModelSpec, Price, model_spec, price_for
 from .faults import (  # re-exported: callers catch these from here
     LLMError,
@@ -180,10 +180,8 @@ class LLMClient:
             raise ValueError(f"system must be a string, got {type(system).__name__}")
         if not messages:
             raise ValueError(f"messages must be a non-empty sequence, got {messages!r}")
+        checked_temperature(temperature)  # the role's value is validated even where it is not sent
         sent_temperature = temperature if self.options.send_temperature else None
-        if sent_temperature is None:  # still validate the role's value
-            canonical_request(model=self.model, system="", messages=[{}], max_tokens=1, temperature=temperature,
-                              sample_id=0, tools=None, stop=None)
         request = canonical_request(model=self.model, system=system, messages=messages, max_tokens=max_tokens,
                                     temperature=sent_temperature, sample_id=sample_id, tools=tools, stop=stop)
         if self.options.key_fields():
@@ -215,24 +213,30 @@ class LLMClient:
         worst_case = self.price.cost(estimate_prompt_tokens(request), body["max_tokens"])
         try:
             self.ledger.check_spend(role, worst_case)
+        except Exception:
+            self.ledger.record_request(role, prompt_chars=chars, reply=None)  # refused: for the trackers
+            raise
+        # The worst-case reservation ends only once the call's real cost is in the ledger, so a
+        # concurrent call can never pass a limit in between.
+        try:
             try:
                 fields, latency, retries = self._call_with_retries(body, role, started)
-            finally:
-                self.ledger.release_spend(role, worst_case)
-        except Exception:
-            self.ledger.record_request(role, prompt_chars=chars, reply=None)  # refused or failed: for the trackers
-            raise
-        if self.cache is not None:
-            stored = self.cache.put(key, {"request": request, "reply": fields, "latency_s": latency})
-            if isinstance(stored.get("reply"), Mapping):
-                fields = dict(stored["reply"])  # another process answered first: use (and log) its reply
-        self.ledger.record_call(role, input_tokens=fields["input_tokens"], output_tokens=fields["output_tokens"],
-                                cache_write_tokens=fields.get("cache_write_tokens", 0),
-                                cache_read_tokens=fields.get("cache_read_tokens", 0),
-                                usd=self.price.cost(fields["input_tokens"], fields["output_tokens"],
-                                                    fields.get("cache_write_tokens", 0),
-                                                    fields.get("cache_read_tokens", 0)),
-                                latency_s=latency, retries=retries)
+            except Exception:
+                self.ledger.record_request(role, prompt_chars=chars, reply=None)  # failed: for the trackers
+                raise
+            if self.cache is not None:
+                stored = self.cache.put(key, {"request": request, "reply": fields, "latency_s": latency})
+                if isinstance(stored.get("reply"), Mapping):
+                    fields = dict(stored["reply"])  # another process answered first: use (and log) its reply
+            self.ledger.record_call(role, input_tokens=fields["input_tokens"], output_tokens=fields["output_tokens"],
+                                    cache_write_tokens=fields.get("cache_write_tokens", 0),
+                                    cache_read_tokens=fields.get("cache_read_tokens", 0),
+                                    usd=self.price.cost(fields["input_tokens"], fields["output_tokens"],
+                                                        fields.get("cache_write_tokens", 0),
+                                                        fields.get("cache_read_tokens", 0)),
+                                    latency_s=latency, retries=retries)
+        finally:
+            self.ledger.release_spend(role, worst_case)
         reply = _reply(fields, cached=False, latency_s=latency)
         self.ledger.record_request(role, prompt_chars=chars, reply=reply)
         return reply

@@ -70,13 +70,15 @@ class Price:
 
     @property
     def cache_write(self) -> float:
-        """USD per million tokens written to the prompt cache (resolved: never None)."""
-        return self.input_per_mtok * 1.25 if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        """USD per million tokens written to the prompt cache (__post_init__ filled in a default)."""
+        assert self.cache_write_per_mtok is not None
+        return self.cache_write_per_mtok
 
     @property
     def cache_read(self) -> float:
-        """USD per million tokens read from the prompt cache (resolved: never None)."""
-        return self.input_per_mtok * 0.1 if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+        """USD per million tokens read from the prompt cache (__post_init__ filled in a default)."""
+        assert self.cache_read_per_mtok is not None
+        return self.cache_read_per_mtok
 
     def cost(self, input_tokens: float, output_tokens: float, cache_write_tokens: float = 0,
              cache_read_tokens: float = 0) -> float:
