@@ -208,6 +208,8 @@ def polca(
     if confirm is not None:
         _confirm_cost(problem, proposer, config, llm=llm, summarizer=summarizer, embedder=embedder, seed=seed,
                       confirm=confirm)
+    # Before the run dir is made: a USD limit without the client that pays is refused here.
+    spend = RunSpend(config.budget, llm, Path(run_dir) if run_dir is not None else None)
     exec_ = as_executor(executor)
     log_ = RunLog(Path(run_dir) if run_dir is not None else None, listeners=list(listeners))
     embedder_name = getattr(embedder, "name", None) if embedder is not None else None
@@ -228,7 +230,6 @@ def polca(
         if not log_.events:
             log_.emit({"type": "start", **meta, "seed_params": dict(problem.seed_params)})
 
-    spend = RunSpend(config.budget, llm, log_.directory)
     bar = _progress_bar(config.budget, state, enabled=progress)
     # A resumed run that a stopper had ended stays ended; a fresh run makes at least one iteration.
     stop_reason = exhausted(config.budget, state.spent) or (

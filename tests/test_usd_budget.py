@@ -99,7 +99,9 @@ def test_max_usd_without_the_llm_is_refused(tmp_path):
     llm = LLMClient(model=MODEL, create=Transport(), cache=None)
     config = PolcaConfig(Budget(max_usd=1.0), num_candidates=2, batch_size=2, eps=0, use_summarizer=False)
     with pytest.raises(ValueError, match="llm="):
-        polca(make_problem(llm), LLMProposer(llm, max_tokens=300, temperature=0.7), config, progress=False)
+        polca(make_problem(llm), LLMProposer(llm, max_tokens=300, temperature=0.7), config, progress=False,
+              run_dir=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()  # refused before anything was written
 
 
 def test_a_rejected_request_stops_the_run_at_the_first_call_with_the_api_message(tmp_path):
