@@ -105,7 +105,7 @@ def format_table(rows: Sequence[Mapping[str, Any]], *, polca: str = "polca") -> 
         lines.append(f"{r['method']:<16}{r['final']:>12.3f} +- {r['se']:.3f}{r['seeds']:>7}{reach:>16}"
                      f"{fmt(r['final_ratio'], '.2f'):>14}{fmt(r['calls_ratio'], '.2f'):>14}"
                      f"{fmt(r.get('mean_calls'), '.1f'):>12}{fmt(r.get('mean_llm_calls'), '.1f'):>11}"
-                     f"{r['mean_seconds']:>8.0f}")
+                     f"{r['mean_seconds']:>8.2f}")
     return "\n".join(lines)
 
 
