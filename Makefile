@@ -11,6 +11,9 @@ EXTRAS := notebooks,llm,kernel,baselines,dev
 # Portable llama.cpp build: no tests/examples, no CPU-specific flags, no curl (no downloads at run time).
 LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
 PYTEST_ARGS ?=
+# OpenEvolve samples parents from Python sets of program ids: their order follows str hashing, so runs
+# (and nbval-checked notebook outputs, and LLM-cache hits) repeat across processes only under a fixed seed.
+export PYTHONHASHSEED := 0
 # Notebooks checked by nbval in `make test`: all of them (measured cold on 2 cores: 11_tau_bench 6.3 min).
 NBVAL_NOTEBOOKS ?= notebooks
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,9 @@ def regime_map(summaries, noise_levels, qualities) -> str:
 
 
 def main(argv=None) -> int:
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        # OpenEvolve's parent sampling follows set order (str hashing): fix it so reruns print the same table.
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=20, help="seeds per cell (default 20)")
     parser.add_argument("--budget", type=int, default=400, help="metric calls per run (default 400)")

@@ -41,6 +41,7 @@ from ..runner import Problem
 from ..types import Example, Params
 from .openevolve_runtime import (
     _GlobalStateGuard,
+    _SeededUUIDs,
     _run_in_fresh_thread,
     _scratch_dir,
     _shutdown_openevolve_threads,
@@ -365,7 +366,8 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
                             output_dir=str(workdir / "openevolve_output"))
             guard.drop_console_handlers()
             recorder = _Recorder(ctx, oe.database)
-            _run_in_fresh_thread(lambda: asyncio.run(_drive(oe, ctx, recorder, iterations)))
+            with _SeededUUIDs(seed):
+                _run_in_fresh_thread(lambda: asyncio.run(_drive(oe, ctx, recorder, iterations)))
         finally:
             ctx.meter.close()
             llm_calls.stop()

@@ -9,6 +9,8 @@ import random
 import sys
 import tempfile
 import threading
+import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,40 @@ class _GlobalStateGuard:
             sys.modules["evaluation_module"] = self.module  # type: ignore[assignment]  # had_module: not None
         else:
             sys.modules.pop("evaluation_module", None)
+
+
+class _SeededUUIDs:
+    """Makes the program ids OpenEvolve draws (uuid4) a function of the run's seed, per thread.
+
+    OpenEvolve keeps program ids in Python sets and samples parents from `list(island)`, so random ids
+    make a run differ from a rerun with the same `random_seed` (and a paid run miss the LLM cache).
+    Only this run's threads (OpenEvolve's driver and worker, by name) get seeded ids, one stream per
+    thread so their interleaving does not matter; every other thread keeps real uuid4. Set order also
+    depends on str hashing: across processes runs repeat exactly under a fixed PYTHONHASHSEED."""
+
+    THREAD_PREFIXES = ("openevolve-driver", "openevolve-worker")
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.streams: dict[str, random.Random] = {}
+        self.lock = threading.Lock()
+        self.original = uuid.uuid4
+
+    def uuid4(self) -> uuid.UUID:
+        name = threading.current_thread().name
+        if not name.startswith(self.THREAD_PREFIXES):
+            return self.original()
+        with self.lock:
+            stream = self.streams.setdefault(name, random.Random(f"{self.seed}:{zlib.crc32(name.encode())}"))
+            bits = stream.getrandbits(128)
+        return uuid.UUID(int=bits, version=4)
+
+    def __enter__(self) -> "_SeededUUIDs":
+        uuid.uuid4 = self.uuid4  # restored in __exit__
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        uuid.uuid4 = self.original
 
 
 def _shutdown_openevolve_threads(oe: Any) -> None:
