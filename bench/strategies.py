@@ -24,14 +24,14 @@ from pathlib import Path
 
 try:
     from polca_nb.tables import format_table, summary_rows
-    from polca_nb.testbed import (BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, QUALITIES, TESTBED_METHODS,
-                                  cell_optimum, grid_cells, run_cell, summarize_cell)
+    from polca_nb.testbed import (BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, POLCA_METHODS, QUALITIES,
+                                  TESTBED_METHODS, cell_optimum, grid_cells, run_cell, summarize_cell)
     from polca_nb.testbed.overhead import measure_overhead
 except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from polca_nb.tables import format_table, summary_rows
-    from polca_nb.testbed import (BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, QUALITIES, TESTBED_METHODS,
-                                  cell_optimum, grid_cells, run_cell, summarize_cell)
+    from polca_nb.testbed import (BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, POLCA_METHODS, QUALITIES,
+                                  TESTBED_METHODS, cell_optimum, grid_cells, run_cell, summarize_cell)
     from polca_nb.testbed.overhead import measure_overhead
 
 
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     print(f"Optimizer: {LABEL}. Budget {args.budget} metric calls per run, {args.seeds} seeds per cell; "
           f"score = exact true reward of the returned program.")
     started = time.perf_counter()
-    summaries, out = [], {"budget": args.budget, "seeds": args.seeds, "label": LABEL, "cells": []}
+    summaries, comparisons, out = [], [], {"budget": args.budget, "seeds": args.seeds, "label": LABEL, "cells": []}
     for cell in grid_cells(args.noise, args.quality):
         t0 = time.perf_counter()
         comparison = run_cell(cell, seeds=range(args.seeds), budget=args.budget, methods=args.methods)
@@ -81,6 +81,7 @@ def main(argv=None) -> int:
         summary = summarize_cell(comparison, cell.label, baselines=[b for b in BASELINES if b in args.methods],
                                  optimum=optimum)
         summaries.append(summary)
+        comparisons.append(comparison)
         rows = summary_rows(comparison, baselines=[b for b in BASELINES if b in args.methods])
         print(f"\n== {cell.label}: noise {cell.noise.label}; optimizer {cell.model.label}; optimum {optimum:.3f}, "
               f"seed program {comparison.initial:.3f} ({time.perf_counter() - t0:.0f} s)")
@@ -99,6 +100,14 @@ def main(argv=None) -> int:
           "difference exceeds 1 s.e.; calls: POLCA's metric calls / the baseline's to reach that baseline's "
           "final mean (< 1: POLCA gets there sooner; n/a: POLCA never does)")
     print(regime_map(summaries, args.noise, args.quality))
+    variants = [m for m in POLCA_METHODS if m in args.methods]
+    print("\n== Each POLCA configuration against the same best baseline: regime (WIN / TIE / LOSE beyond 1 s.e.)")
+    print(f"{'cell':<26}" + "".join(f"{m:>18}" for m in variants))
+    for s, comparison in zip(summaries, comparisons):
+        verdicts = [summarize_cell(comparison, s.label, method=m, baselines=[s.best_baseline]).regime.upper()
+                    for m in variants]
+        print(f"{s.label:<26}" + "".join(f"{v:>18}" for v in verdicts))
+        out["cells"][summaries.index(s)]["variant_regimes"] = dict(zip(variants, verdicts))
     tau = next((s for s in summaries if s.label == " x ".join(PAPER_TAU_CELL)), None)
     if tau is not None:
         ratio = "n/a (POLCA never reaches it)" if tau.calls_ratio is None else f"{tau.calls_ratio:.2f}"

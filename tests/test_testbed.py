@@ -32,7 +32,7 @@ from polca_nb.testbed.problem import NoiseSpec, TestbedEvaluator, add_skill
 from polca_nb.types import Candidate, Example, Rollout
 
 ROOT = Path(__file__).resolve().parent.parent
-PERFECT = OptimizerModel(delta0=1.0, regression_rate=0.0, duplicate_rate=0.0, summary_use=0.0)
+PERFECT = OptimizerModel(delta0=1.0, regression_rate=0.0, duplicate_rate=0.0, summary_use=0.0, overfit=0.0)
 
 
 def _needs(*skills: str) -> Example:
@@ -52,7 +52,9 @@ def test_true_reward_is_the_stated_formula():
     ev = TestbedEvaluator()
     r = ev.reward
     assert ev.probability(frozenset(), ["cite"]) == pytest.approx(r.floor)
-    assert ev.probability(frozenset({"cite"}), ["cite", "units"]) == pytest.approx((r.floor + r.top) / 2)
+    half = r.floor + (r.top - r.floor) * 0.5 ** r.credit_exponent
+    assert ev.probability(frozenset({"cite"}), ["cite", "units"]) == pytest.approx(half)
+    assert half > (r.floor + r.top) / 2  # diminishing returns: the first covered skill helps most
     # a conflicting pair costs every example, even one needing both
     both = ev.probability(frozenset({"concise", "steps"}), ["concise", "steps"])
     assert both == pytest.approx(r.top - r.conflict_penalty)

@@ -42,7 +42,8 @@ QUALITIES: dict[str, OptimizerModel] = {
     "medium": OptimizerModel(delta0=0.3),
     "strong": OptimizerModel(delta0=0.7),
 }
-"""Simulated optimizer qualities: delta_0 per piece of feedback (regression 0.1, duplicates 0.3)."""
+"""Simulated optimizer qualities: delta_0 per piece of feedback (regression 0.1, duplicates 0.3,
+overfitting 0.1, summary use 0.5: `OptimizerModel`'s defaults)."""
 
 PAPER_TAU_CELL = ("binary", "weak")
 """The cell closest to the paper's tau-bench setting: K=5, b=2, binary rewards with execution noise

@@ -52,7 +52,7 @@ class OptimizerModel:
     delta0: float = 0.3
     regression_rate: float = 0.1
     duplicate_rate: float = 0.3
-    overfit: float = 0.0
+    overfit: float = 0.1
     summary_use: float = 0.5
     top_recommendations: int = 3
 
@@ -66,7 +66,8 @@ class OptimizerModel:
 
     @property
     def label(self) -> str:
-        return f"delta0={self.delta0:g}, regress={self.regression_rate:g}, dup={self.duplicate_rate:g}"
+        return (f"delta0={self.delta0:g}, regress={self.regression_rate:g}, dup={self.duplicate_rate:g}, "
+                f"overfit={self.overfit:g}")
 
 
 def recommendations(context: str) -> tuple[list[str], list[tuple[str, str]]]:

@@ -3,7 +3,8 @@
 The program is one instruction text; what matters in it is the set S of *skills* it names ("Always
 cite."). Each example needs 1-3 skills. Its success probability is
 
-    p_x(S) = floor + (top - floor) * |needs(x) & S| / |needs(x)|           (partial credit)
+    p_x(S) = floor + (top - floor) * (|needs(x) & S| / |needs(x)|)^credit_exponent   (partial credit,
+                                                                            diminishing returns)
              - conflict_penalty * (#conflicting pairs both in S)            (edits can regress)
              - length_penalty * max(0, |S| - free_skills)                   (diminishing returns)
 
@@ -56,10 +57,12 @@ def drop_skill(text: str, skill: str) -> str:
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """The true reward's shape: partial credit per needed skill, conflicts and a length penalty."""
+    """The true reward's shape: partial credit per needed skill (concave for credit_exponent < 1: the
+    first covered skill of a task helps most), conflicts and a length penalty."""
 
     floor: float = 0.1
     top: float = 0.9
+    credit_exponent: float = 0.7
     conflict_penalty: float = 0.25
     length_penalty: float = 0.04
     free_skills: int = 4
@@ -67,6 +70,8 @@ class RewardSpec:
     def __post_init__(self) -> None:
         if not 0.0 <= self.floor <= self.top <= 1.0:
             raise ValueError(f"need 0 <= floor <= top <= 1, got floor={self.floor!r}, top={self.top!r}")
+        if not self.credit_exponent > 0:
+            raise ValueError(f"credit_exponent must be > 0, got {self.credit_exponent!r}")
         for name in ("conflict_penalty", "length_penalty"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -124,7 +129,7 @@ class TestbedEvaluator:
         r = self.reward
         covered = sum(1 for s in needs if s in have) / len(needs)
         clashes = sum(1 for a, b in self.conflicts if a in have and b in have)
-        p = r.floor + (r.top - r.floor) * covered - r.conflict_penalty * clashes \
+        p = r.floor + (r.top - r.floor) * covered ** r.credit_exponent - r.conflict_penalty * clashes \
             - r.length_penalty * max(0, len(have) - r.free_skills)
         return float(min(max(p, 0.0), 1.0))
 
