@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from .budget import Budget, Spent, exhausted, remaining_metric_calls
 from .errors import BudgetExhausted, FatalError
-from .memory import Memory, best_by_mean, make_priority, pop_top_k, push
+from .memory import best_by_mean, make_priority, pop_top_k, push
 from .problem import PolcaConfig, Problem, ReevaluationSet, problem_fingerprint, reevaluation_examples
 from .protocols import Embedder, Executor, Proposer, Summarizer, as_executor
 from .runlog import CHECKPOINT, REPLAY, RunLog, read_events
@@ -123,7 +123,9 @@ def iterate(
     spent = spent.add(metric_calls=len(validated) * val_size, iterations=1)
     identical_ids = {state.next_id + i for i, p in enumerate(proposals) if p.identical_to_parent}
 
-    memory = push(Memory({c.id: c for c in reference}), validated)
+    # reference is rest's candidates (some now embedded) in rest's order, then the explored: pushing it
+    # onto rest builds the same memory, in the same order, and keeps the columns pop_top_k carries.
+    memory = push(rest, reference + validated)
     best = best_by_mean(memory)
     assert best is not None
     test_score = None
