@@ -108,7 +108,8 @@ def iterate(
     spent = spent.add(proposals=len(proposals))
 
     decisions, reference = filter_proposals(proposals, list(rest) + fresh, eps=config.eps, embedder=embedder,
-                                            first_id=state.next_id, step=t, log_=log_)
+                                            first_id=state.next_id, step=t, log_=log_,
+                                            store=state.reference_embeddings)
     admitted = [d.candidate for d in decisions if d.admitted]
     affordable = int(min(len(admitted), remaining_metric_calls(config.budget, spent) // val_size))
     for dropped in admitted[affordable:]:
@@ -142,7 +143,8 @@ def iterate(
     log_.emit({"type": "iteration", **asdict(stats), "explored": [c.id for c in fresh],
                "explore_example_ids": [ex.id for ex in batch]})
     return SearchState(t + 1, memory, context, state.next_id + len(proposals), spent, rng,
-                       state.history + [stats], state.test_rng, train_sampler, val_sampler, summarized_ids)
+                       state.history + [stats], state.test_rng, train_sampler, val_sampler, summarized_ids,
+                       state.reference_embeddings)
 
 
 def final_reevaluation(

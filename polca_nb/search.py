@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .epsnet import epsnet_filter
+from .epsnet import ReferenceEmbeddings, epsnet_filter
 from .errors import StopRun
 from .evaluation import (  # re-exported: the loop's scoring steps are part of this module's API
     _short,
@@ -233,6 +233,24 @@ def ensure_embeddings(candidates: Sequence[Candidate], embedder: Embedder) -> li
     return out
 
 
+def _stacked_reference(reference: Sequence[Candidate], embedder: Embedder,
+                       store: ReferenceEmbeddings) -> tuple[list[Candidate], np.ndarray, np.ndarray | None]:
+    """`ensure_embeddings(reference)` and its stacked embeddings from `store`, touching only the
+    candidates the store has not seen (a large reference is otherwise one pass over ids)."""
+    out = list(reference)
+    if not out:
+        return [], np.zeros((0, 0)), None
+    rows = store.probe(out)
+    unseen = np.flatnonzero(rows < 0).tolist()
+    missing = [i for i in unseen if out[i].embedding is None]
+    if missing:  # as ensure_embeddings: one batched call, in reference order
+        embedded = ensure_embeddings([out[i] for i in missing], embedder)
+        for i, c in zip(missing, embedded):
+            out[i] = c
+    ref, ref_sq = store.stacked_for(out, rows)
+    return out, ref, ref_sq
+
+
 def filter_proposals(
     proposals: Sequence[Proposal],
     reference: Sequence[Candidate],
@@ -242,13 +260,15 @@ def filter_proposals(
     first_id: int,
     step: int,
     log_: RunLog,
+    store: ReferenceEmbeddings | None = None,
 ) -> tuple[list[FilterDecision], list[Candidate]]:
     """Turn proposals into candidates (ids from `first_id`) and run the eps-Net against `reference`.
 
     Returns the decisions (admitted first, in admission order) and the reference candidates with
     their embeddings filled in. eps = 0 admits everything; with an embedder the distances are still
     measured (and logged) so a run without the filter shows what eps would have done. No embedder:
-    nothing is embedded, distance inf.
+    nothing is embedded, distance inf. `store`, carried from call to call, keeps the reference's
+    embeddings stacked (same results, without re-stacking a large reference every call).
     """
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps!r}")
@@ -261,10 +281,15 @@ def filter_proposals(
         decisions = [FilterDecision(c, float("inf"), True) for c in news]
         reference_out = list(reference)
     else:
-        reference_out = ensure_embeddings(reference, embedder)
         news = ensure_embeddings(news, embedder)
-        ref = np.stack([_embedding(c) for c in reference_out]) if reference_out else np.zeros((0, 0))
-        admissions = epsnet_filter(np.stack([_embedding(c) for c in news]), ref, eps)
+        ref, ref_sq = np.zeros((0, 0)), None
+        if store is None:
+            reference_out = ensure_embeddings(reference, embedder)
+            if reference_out:
+                ref = np.stack([_embedding(c) for c in reference_out])
+        else:
+            reference_out, ref, ref_sq = _stacked_reference(reference, embedder, store)
+        admissions = epsnet_filter(np.stack([_embedding(c) for c in news]), ref, eps, reference_sq_norms=ref_sq)
         decisions = [FilterDecision(news[a.index], a.distance, a.admitted) for a in admissions]
     for d in decisions:
         index = d.candidate.id - first_id

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .budget import Spent
-from .epsnet import EpsNetReport, epsnet_report
+from .epsnet import EpsNetReport, ReferenceEmbeddings, epsnet_report
 from .memory import Memory
 from .problem import Problem
 from .sampling import EpochSampler
@@ -60,6 +60,10 @@ class SearchState:
     train_sampler: EpochSampler = EpochSampler()
     val_sampler: EpochSampler = EpochSampler()
     summarized_ids: frozenset[int] = frozenset()
+    # The eps-Net reference stacked once and grown by the loop: a cache derived from the memory's
+    # embeddings, so a checkpoint leaves it out and a resumed run rebuilds it on first use.
+    reference_embeddings: ReferenceEmbeddings = field(default_factory=ReferenceEmbeddings, compare=False,
+                                                      repr=False)
 
     def to_checkpoint(self) -> dict[str, Any]:
         return {
