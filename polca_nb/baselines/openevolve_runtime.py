@@ -11,7 +11,7 @@ import tempfile
 import threading
 import uuid
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,16 @@ def _thread_controller_class():
             self.executor = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="openevolve-worker", initializer=process_parallel._worker_init,
                 initargs=(self._serialize_config(self.config), self.evaluation_file, None))
+
+        def _submit_iteration(self, iteration: int, island_id: int | None = None):
+            # Run each iteration to completion before the controller goes on. The controller (parent
+            # sampling) and the worker (prompt building) both draw from the global `random`; overlapping,
+            # their draws interleave by timing and a rerun with the same seed differs. Snapshots and
+            # parents are still taken exactly where OpenEvolve takes them.
+            future = super()._submit_iteration(iteration, island_id)
+            if future is not None:
+                wait([future])
+            return future
 
         def stop(self) -> None:
             self.shutdown_event.set()
