@@ -34,8 +34,8 @@ except ModuleNotFoundError:  # running from a checkout without `pip install -e .
 from polca_nb.epsnet import Admission, ReferenceEmbeddings, epsnet_filter
 from polca_nb.memory import MeanPriority, Memory, PriorityRule, UCBPriority, best_by_mean, pop_top_k, push
 from polca_nb.runlog import RunLog
-from polca_nb.search import FilterDecision, Proposal, filter_proposals
-from polca_nb.types import Candidate, Rollout, render_params
+from polca_nb.search import FilterDecision, Proposal, ensure_embeddings, filter_proposals
+from polca_nb.types import Candidate, Rollout
 
 TARGET_MS = 5.0
 NUM_PROPOSALS = 5
@@ -77,23 +77,12 @@ def naive_epsnet_filter(proposals: np.ndarray, reference: np.ndarray, eps: float
     return decided
 
 
-def naive_ensure_embeddings(candidates: Sequence[Candidate], embedder: Any) -> list[Candidate]:
-    missing = [i for i, c in enumerate(candidates) if c.embedding is None]
-    if not missing:
-        return list(candidates)
-    vectors = np.asarray(embedder.embed([render_params(candidates[i].params) for i in missing]), dtype=np.float64)
-    out = list(candidates)
-    for row, i in enumerate(missing):
-        out[i] = candidates[i].with_embedding(vectors[row])
-    return out
-
-
 def naive_filter_proposals(proposals: Sequence[Proposal], reference: Sequence[Candidate], *, eps: float,
                            embedder: Any, first_id: int, step: int,
                            log_: RunLog) -> tuple[list[FilterDecision], list[Candidate]]:
     news = [Candidate(first_id + i, dict(p.params), p.parent_id, step) for i, p in enumerate(proposals)]
-    reference_out = naive_ensure_embeddings(reference, embedder)
-    news = naive_ensure_embeddings(news, embedder)
+    reference_out = ensure_embeddings(reference, embedder)
+    news = ensure_embeddings(news, embedder)
     ref = np.stack([c.embedding for c in reference_out])  # type: ignore[misc]
     admissions = naive_epsnet_filter(np.stack([c.embedding for c in news]), ref, eps)  # type: ignore[misc]
     decisions = [FilterDecision(news[a.index], a.distance, a.admitted) for a in admissions]

@@ -20,7 +20,9 @@ import numpy as np
 from ..baselines.compare import default_grid, program_at
 from ..baselines.registry import default_config, run_baseline
 from ..curves import Comparison, CurvePoint, calls_to_reach, memoized, run_comparison
+from ..llm.base import LLM
 from ..problem import PolcaConfig
+from ..protocols import Embedder
 from .embedder import DEFAULT_EPS, TestbedEmbedder
 from .optimizer import LABEL, OptimizerModel, SimulatedOptimizerLLM
 from .problem import NoiseSpec, RewardSpec, TestbedProblem, testbed_problem
@@ -81,11 +83,11 @@ def testbed_config(budget: int, **overrides: Any) -> PolcaConfig:
 
 
 def run_testbed(method: str, tb: TestbedProblem, model: OptimizerModel, *, budget: int, seed: int,
-                config: PolcaConfig | None = None, llm: SimulatedOptimizerLLM | None = None):
-    """One run of `method` (any of TESTBED_METHODS) with the simulated optimizer; a MethodResult."""
-    llm = llm or SimulatedOptimizerLLM(model)
-    return run_baseline(method, tb.problem, llm, budget=budget, seed=seed,
-                        base_config=config or testbed_config(budget), embedder=TestbedEmbedder())
+                config: PolcaConfig | None = None, llm: LLM | None = None, embedder: Embedder | None = None):
+    """One run of `method` (any of TESTBED_METHODS) with the simulated optimizer; a MethodResult.
+    `llm` / `embedder` replace the default SimulatedOptimizerLLM(model) / TestbedEmbedder (e.g. timed)."""
+    return run_baseline(method, tb.problem, llm or SimulatedOptimizerLLM(model), budget=budget, seed=seed,
+                        base_config=config or testbed_config(budget), embedder=embedder or TestbedEmbedder())
 
 
 def run_cell(cell: Cell, *, seeds: Sequence[int], budget: int, methods: Sequence[str] = TESTBED_METHODS,

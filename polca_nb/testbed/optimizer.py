@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..llm.base import LLMReply
-from .problem import CONFLICTS, SKILLS, SEED_TEXT, add_skill, drop_skill, skills_in
+from .problem import CONFLICTS, SKILLS, SEED_TEXT, add_skill, check_probabilities, drop_skill, skills_in
 from .prompts import (
     ProposalRequest,
     format_proposal,
@@ -57,10 +57,7 @@ class OptimizerModel:
     top_recommendations: int = 3
 
     def __post_init__(self) -> None:
-        for name in ("delta0", "regression_rate", "duplicate_rate", "overfit", "summary_use"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        check_probabilities(self, ("delta0", "regression_rate", "duplicate_rate", "overfit", "summary_use"))
         if not isinstance(self.top_recommendations, int) or self.top_recommendations < 1:
             raise ValueError(f"top_recommendations must be a positive int, got {self.top_recommendations!r}")
 

@@ -14,10 +14,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..baselines.registry import run_baseline
 from ..types import Evaluation, Example, Params
 from .embedder import TestbedEmbedder
-from .experiment import Cell, testbed_config
+from .experiment import Cell, run_testbed
 from .optimizer import SimulatedOptimizerLLM
 from .problem import testbed_problem
 
@@ -90,12 +89,11 @@ def measure_overhead(cell: Cell, methods: Sequence[str], *, seeds: Sequence[int]
     for seed in seeds:
         for method in methods:
             clock = RoleClock()
-            problem = replace(tb.problem, evaluator=_TimedEvaluator(tb.problem.evaluator, clock))
-            llm = _TimedLLM(SimulatedOptimizerLLM(cell.model), clock)
+            timed = replace(tb, problem=replace(tb.problem, evaluator=_TimedEvaluator(tb.problem.evaluator, clock)))
             started = time.perf_counter()
-            result = run_baseline(method, problem, llm, budget=budget, seed=seed,
-                                  base_config=testbed_config(budget),
-                                  embedder=_TimedEmbedder(TestbedEmbedder(), clock))
+            result = run_testbed(method, timed, cell.model, budget=budget, seed=seed,
+                                 llm=_TimedLLM(SimulatedOptimizerLLM(cell.model), clock),
+                                 embedder=_TimedEmbedder(TestbedEmbedder(), clock))
             wall = time.perf_counter() - started
             totals[method][0] += wall - clock.seconds
             totals[method][1] += clock.seconds

@@ -37,6 +37,14 @@ CONFLICTS = (("concise", "steps"), ("format", "tone"))
 """Skill pairs that pull in opposite directions: both present costs every example `conflict_penalty`."""
 
 
+def check_probabilities(knobs: object, names: Sequence[str]) -> None:
+    """ValueError naming the first of `knobs`' attributes `names` that is not a probability in [0, 1]."""
+    for name in names:
+        value = getattr(knobs, name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+
+
 def skills_in(text: str, skills: Sequence[str] = SKILLS) -> frozenset[str]:
     """The skills a text names (whole words, case-insensitive)."""
     words = set(re.findall(r"[a-z]+", text.lower()))
@@ -96,10 +104,7 @@ class NoiseSpec:
             raise ValueError(f"reward must be 'binary' or 'continuous', got {self.reward!r}")
         if not self.sigma >= 0:
             raise ValueError(f"sigma must be >= 0, got {self.sigma!r}")
-        for name in ("judge_flip", "misleading_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        check_probabilities(self, ("judge_flip", "misleading_rate"))
 
     @property
     def label(self) -> str:
