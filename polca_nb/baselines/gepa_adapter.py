@@ -7,9 +7,11 @@
   into GEPA's {"Inputs", "Generated Outputs", "Feedback"} records.
 - The reflection LM is our `LLM` (role "proposer"), so its calls are cached and show in the ledger;
   `sample_id` = seed * 1_000_000 + call index keeps resamples distinct and reruns cached.
-- Every evaluation goes through one `MeteredEvaluator` capped at `budget`. GEPA's own stopper only
-  checks between iterations, so the meter refuses the call that would overspend and the run stops there;
-  the result is GEPA's own choice (`GEPAResult.best_idx`) over the candidates completed by then.
+- Every evaluation goes through one `MeteredEvaluator` capped at `budget`. GEPA checks its stoppers only
+  between iterations, so `BudgetAwareStopper` stops it before an iteration whose worst case
+  (`gepa_iteration_cost`) the meter could not pay: otherwise a child that passed the minibatch gate would
+  be refused its validation pass and lost. The meter stays as a backstop that refuses any overspending
+  call. The result is GEPA's own choice (`GEPAResult.best_idx`) over the candidates it validated.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -29,6 +31,62 @@ from .accounting import OPTIMIZER_ROLES, BudgetExhausted, MeteredEvaluator, Meth
 
 SAMPLE_ID_STRIDE = 1_000_000
 """Reflection call k of the run with seed s uses sample_id s * SAMPLE_ID_STRIDE + k."""
+
+MERGE_SUBSAMPLE_SIZE = 5
+"""Validation ids GEPA's MergeProposer scores a merged program on (`select_eval_subsample_for_merged_program`)."""
+
+
+def gepa_iteration_cost(valset_size: int, reflection_minibatch_size: int, trainset_size: int, use_merge: bool,
+                        merge_subsample_size: int = MERGE_SUBSAMPLE_SIZE) -> int:
+    """Worst-case metric calls of one GEPA iteration (gepa 0.1.4, one proposal per iteration, no eval cache).
+
+    Reflective: parent + child minibatch, then a full validation pass if the child passes the gate. GEPA pads
+    a trainset shorter than the minibatch with repeats, so `trainset_size` (>= 1) never lowers the cost.
+    A merge iteration (subsample, then full validation) skips the reflective step, so merge costs the max.
+    """
+    for name, value in (("valset_size", valset_size), ("reflection_minibatch_size", reflection_minibatch_size),
+                        ("trainset_size", trainset_size), ("merge_subsample_size", merge_subsample_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    reflective = 2 * reflection_minibatch_size + valset_size
+    # The merge subsample has merge_subsample_size ids even when fewer are shared (GEPA samples with repeats).
+    merge = merge_subsample_size + valset_size
+    return max(reflective, merge) if use_merge else reflective
+
+
+class HasRemaining(Protocol):
+    """Anything that knows how many metric calls are left (a `MeteredEvaluator`, dspy.GEPA's meter, ...)."""
+
+    @property
+    def remaining(self) -> int: ...
+
+
+@dataclass
+class BudgetAwareStopper:
+    """GEPA stopper (`StopperProtocol`, also for dspy.GEPA): True once `meter.remaining < iteration_cost`.
+
+    Called between iterations, it stops GEPA before one it might not finish; once it fired, `stopped` is True
+    and `reason` says why ("" until then).
+    """
+
+    meter: HasRemaining
+    iteration_cost: int
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.iteration_cost, int) or self.iteration_cost < 1:
+            raise ValueError(f"iteration_cost must be a positive int, got {self.iteration_cost!r}")
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.reason)
+
+    def __call__(self, gepa_state: Any) -> bool:
+        left = int(self.meter.remaining)
+        if left < self.iteration_cost:
+            self.reason = f"budget: next iteration could cost {self.iteration_cost} calls, {left} left"
+            return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -180,8 +238,9 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
              render_input: InputRenderer = default_input_text) -> MethodResult:
     """Run GEPA with at most `budget` metric calls; GEPA's valset is the problem's validation examples.
 
-    Raises ValueError if the budget cannot even pay for GEPA's first validation pass of the seed, or if
-    `run_dir` already holds a GEPA state (GEPA would resume it with a budget our meter never saw).
+    Raises ValueError if the budget cannot pay for the seed's validation pass plus one worst-case iteration
+    (`gepa_iteration_cost`), or if `run_dir` already holds a GEPA state (GEPA would resume it with a budget
+    our meter never saw). `details["proposals"]`/`["unused_calls"]`: reflection texts written, budget left.
     """
     import gepa
 
@@ -190,10 +249,11 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
     trainset = list(problem.trainset)
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
-    if budget < len(valset) + 2 * min(settings.reflection_minibatch_size, len(trainset)):
+    iteration_cost = gepa_iteration_cost(len(valset), settings.reflection_minibatch_size, len(trainset),
+                                         settings.use_merge)
+    if budget < len(valset) + iteration_cost:
         raise ValueError(f"budget {budget} is too small for GEPA: the seed's validation pass takes "
-                         f"{len(valset)} calls and one iteration up to "
-                         f"{2 * min(settings.reflection_minibatch_size, len(trainset))} more")
+                         f"{len(valset)} calls and one iteration up to {iteration_cost} more")
     directory = None
     if run_dir is not None:
         directory = Path(run_dir)
@@ -206,7 +266,8 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
 
     meter = MeteredEvaluator(problem.evaluator, budget, np.random.default_rng(seed))
     recorder = _Recorder(meter)
-    stop_reason = "max_metric_calls"
+    stopper = BudgetAwareStopper(meter, iteration_cost)
+    stop_reason = "GEPA's own stopper (run_dir/gepa.stop or max_metric_calls)"
     llm = with_ledger(llm)
     reflection = ReflectionLM(llm, seed, settings.max_tokens, settings.temperature)
     llm_calls = llm.ledger.track(roles=OPTIMIZER_ROLES)
@@ -223,7 +284,8 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
             skip_perfect_score=settings.skip_perfect_score,
             perfect_score=perfect,
             use_merge=settings.use_merge,
-            max_metric_calls=budget,
+            max_metric_calls=budget,  # never the first to fire: the stopper below is stricter
+            stop_callbacks=[stopper],
             logger=_FileLogger(directory / "gepa_log.txt" if directory else None),
             run_dir=str(directory) if directory else None,
             callbacks=[recorder],  # type: ignore[list-item]  # implements the hooks it needs
@@ -233,6 +295,8 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         )
     except BudgetExhausted:
         stop_reason = "max_metric_calls (refused a call that would overspend)"
+    else:
+        stop_reason = stopper.reason or stop_reason
     finally:
         meter.close()
         llm_calls.stop()
@@ -249,6 +313,9 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         "candidates": len(state.program_candidates) if state is not None else 0,
         "accepted": recorder.accepted,
         "reflection_calls": reflection.calls,
+        # Each reflection call writes one new component text (gepa's StatelessReflectionLM: one call per component).
+        "proposals": reflection.calls,
+        "unused_calls": budget - meter.calls,
         "llm_calls": llm_calls.requests(),
     }
     if directory is not None:
