@@ -23,7 +23,7 @@ from ..protocols import Embedder, Executor, Proposer, Summarizer
 from ..problem import PolcaConfig, Problem
 from .accounting import OPTIMIZER_ROLES, MeteredEvaluator, MethodResult, from_run_result
 
-PEERS = ("gepa", "openevolve")
+PEERS = ("gepa", "openevolve", "dspy-mipro", "dspy-gepa")
 ALL_METHODS = tuple(METHODS) + PEERS
 """Every name `run_baseline` accepts."""
 
@@ -56,8 +56,9 @@ def run_baseline(
 
     Loop methods use `base_config` (its budget is replaced by `budget`; default `default_config`) and
     roles built on `llm` unless given: `LLMProposer`/`LLMSummarizer` with the problem's objective and
-    `default_embedder()`. Peers take `peer_settings` (`GepaSettings` / `OpenEvolveSettings`).
-    `max_tokens` caps every optimizer reply alike (default roles, GEPA's reflection, OpenEvolve's LLM).
+    `default_embedder()`. Peers take `peer_settings` (`GepaSettings` / `OpenEvolveSettings` /
+    `MiproSettings` / `DspyGepaSettings`). `max_tokens` caps every optimizer reply alike (default roles,
+    GEPA's reflection, OpenEvolve's LLM, DSPy's prompt and reflection LMs).
     """
     if name not in ALL_METHODS:
         raise ValueError(f"name must be one of {list(ALL_METHODS)}, got {name!r}")
@@ -77,6 +78,13 @@ def run_baseline(
         settings = peer_settings or OpenEvolveSettings()
         settings = replace(settings, max_tokens=max_tokens) if max_tokens is not None else settings
         return run_openevolve(problem, llm, budget=budget, seed=seed, settings=settings, run_dir=run_dir)
+
+    if name in ("dspy-mipro", "dspy-gepa"):
+        from .dspy_adapter import DspyGepaSettings, MiproSettings, run_dspy
+
+        dspy_settings = peer_settings or (MiproSettings() if name == "dspy-mipro" else DspyGepaSettings())
+        dspy_settings = replace(dspy_settings, max_tokens=max_tokens) if max_tokens is not None else dspy_settings
+        return run_dspy(name, problem, llm, budget=budget, seed=seed, settings=dspy_settings, run_dir=run_dir)
 
     llm = with_ledger(llm)  # its ledger's tracker counts the run's optimizer calls
     # Test-set scoring is the caller's (unbudgeted) business: inside the loop it would hit the meter.

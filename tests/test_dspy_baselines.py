@@ -1,0 +1,225 @@
+"""DSPy's MIPROv2 and dspy.GEPA (the real `dspy` package) in the shared harness, offline.
+
+The optimizer LM is a ScriptedLLM that speaks DSPy's reply formats (ChatAdapter fields, or the JSON
+object dspy.GEPA's proposer asks for); the task is the keyword task of test_baselines, so the program
+each optimizer must find is known. Budgets are checked against the evaluator's own call count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import warnings
+
+import pytest
+
+pytest.importorskip("dspy")
+
+from polca_nb.baselines import run_baseline  # noqa: E402
+from polca_nb.baselines import dspy_adapter  # noqa: E402
+from polca_nb.baselines.dspy_adapter import (  # noqa: E402
+    DspyGepaSettings,
+    MiproSettings,
+    PolcaEngine,
+    mipro_worst_case_calls,
+    plan_mipro,
+    run_dspy,
+)
+from polca_nb.llm.base import ScriptedLLM  # noqa: E402
+from polca_nb.llm.ledger import Ledger  # noqa: E402
+from test_baselines import KEY, KeywordEvaluator, assert_accounting, keyword_problem  # noqa: E402
+
+GOOD = f"Always {KEY}. Answer tersely."
+BAD = "Answer in full sentences, please."
+
+
+def output_fields(system: str) -> list[str]:
+    """The output field names a DSPy adapter prompt asks for, in order."""
+    match = re.search(r"Your output fields are:\s*\n(.*?)(?:\n\n|All interactions)", system, re.S)
+    return re.findall(r"`(\w+)`", match.group(1)) if match else []
+
+
+def dspy_speaker(instruction: str = GOOD):
+    """A ScriptedLLM reply function answering every DSPy request in the format it asks for."""
+
+    def reply(request):
+        system = request["system"]
+        values = {f: (instruction if "instruction" in f else f"some {f}") for f in output_fields(system)}
+        if "Outputs will be a JSON object" in system:
+            return json.dumps(values)
+        return "".join(f"[[ ## {k} ## ]]\n{v}\n\n" for k, v in values.items()) + "[[ ## completed ## ]]"
+
+    return reply
+
+
+def scripted(instruction: str = GOOD) -> ScriptedLLM:
+    return ScriptedLLM(dspy_speaker(instruction), ledger=Ledger())
+
+
+def run(method, budget, *, instruction=GOOD, n_train=8, n_val=8, settings=None, seed=0):
+    evaluator = KeywordEvaluator()
+    problem = keyword_problem(evaluator, n_train=n_train, n_val=n_val)
+    llm = scripted(instruction)
+    result = run_dspy(method, problem, llm, budget=budget, seed=seed, settings=settings)
+    return result, evaluator, llm
+
+
+# -- MIPROv2 ----------------------------------------------------------------------------------------------
+
+def test_mipro_finds_the_keyword_within_budget_and_every_lm_call_is_in_the_ledger():
+    result, evaluator, llm = run("dspy-mipro", 80)
+    assert_accounting(result, evaluator, 80)
+    assert KEY in result.final_params["instructions"]
+    assert result.details["unused_calls"] == 80 - result.metric_calls
+    # Every DSPy LM call reached our LLM (DSPy's cache is off) and the ledger's proposer account.
+    assert result.details["lm_calls"] == len(llm.calls) > 0
+    assert result.details["llm_calls"] == {"proposer": len(llm.calls)}
+    assert {c["role"] for c in llm.calls} == {"proposer"}
+    assert result.details["proposals"] == MiproSettings().num_candidates  # one proposer call per candidate
+    assert result.stop_reason.startswith("planned trials done")
+
+
+@pytest.mark.parametrize("minibatch_size", [35, 3])
+def test_mipro_worst_case_matches_dspy_when_every_bootstrap_fails(minibatch_size):
+    # Proposals never contain the keyword: every score is 0, so each bootstrap pass runs the whole
+    # trainset, the worst case the plan budgets for. The formula must then equal DSPy's real spending.
+    settings = MiproSettings(minibatch_size=minibatch_size, num_trials=7)
+    result, evaluator, _ = run("dspy-mipro", 500, instruction=BAD, settings=settings)
+    plan = plan_mipro(500, n_train=8, n_val=8, settings=settings)
+    assert plan.minibatch is (minibatch_size < 8)
+    assert evaluator.calls == result.metric_calls == plan.worst_case_calls
+    assert result.details["full_evaluations"] >= 1
+
+
+def test_mipro_plan_fills_the_budget_and_names_what_a_tiny_budget_cannot_pay():
+    settings = MiproSettings()
+    plan = plan_mipro(200, n_train=10, n_val=10, settings=settings)
+    assert plan.worst_case_calls <= 200
+    more = mipro_worst_case_calls(plan.num_trials + 1, n_train=10, n_val=10, num_candidates=6, minibatch=False,
+                                  minibatch_size=10, full_eval_steps=5)[0]
+    assert more > 200
+    with pytest.raises(ValueError, match="too small for MIPROv2.*bootstrapping"):
+        plan_mipro(40, n_train=10, n_val=10, settings=settings)
+
+
+def test_mipro_hard_cap_holds_when_the_plan_is_wrong(monkeypatch):
+    # A plan that overspends (as if the formula were wrong): the meter refuses the call past the budget,
+    # DSPy is aborted, and the result is the program MIPROv2 had chosen by then.
+    real = dspy_adapter.plan_mipro
+
+    def optimistic(budget, *, n_train, n_val, settings):
+        plan = real(10_000, n_train=n_train, n_val=n_val, settings=settings)
+        return dspy_adapter.MiproPlan(plan.num_trials, plan.minibatch, plan.minibatch_size, budget, 0)
+
+    monkeypatch.setattr(dspy_adapter, "plan_mipro", optimistic)
+    result, evaluator, _ = run("dspy-mipro", 61)
+    assert evaluator.calls == result.metric_calls == 61
+    assert result.stop_reason.startswith("max_metric_calls (refused")
+    assert KEY in result.final_params["instructions"]  # its 2nd full evaluation (calls 49-56) found it
+    assert_accounting(result, evaluator, 61)
+
+
+def test_mipro_is_deterministic_per_seed():
+    first, _, llm1 = run("dspy-mipro", 80, seed=3)
+    second, _, llm2 = run("dspy-mipro", 80, seed=3)
+    assert first.final_params == second.final_params and first.trajectory == second.trajectory
+    assert [c["sample_id"] for c in llm1.calls] == [c["sample_id"] for c in llm2.calls]
+    assert all(c["sample_id"] // dspy_adapter.SAMPLE_ID_STRIDE == 3 for c in llm1.calls)
+
+
+# -- dspy.GEPA --------------------------------------------------------------------------------------------
+
+def test_dspy_gepa_finds_the_keyword_and_stops_before_an_iteration_it_cannot_finish():
+    result, evaluator, llm = run("dspy-gepa", 40)
+    assert_accounting(result, evaluator, 40)
+    assert KEY in result.final_params["instructions"]
+    assert result.stop_reason.startswith("budget: next iteration")
+    assert result.details["unused_calls"] == 40 - result.metric_calls > 0
+    assert result.details["proposals"] == len(llm.calls) >= 1
+    assert result.details["llm_calls"] == {"proposer": len(llm.calls)}
+    assert result.details["accepted"] >= 1
+
+
+@pytest.mark.parametrize("budget", [22, 27, 33, 45])
+def test_dspy_gepa_never_loses_an_accepted_candidate(budget):
+    # No refused call: every iteration GEPA starts, it can finish (the budget-aware stopper).
+    result, evaluator, _ = run("dspy-gepa", budget, settings=DspyGepaSettings(use_merge=False))
+    assert_accounting(result, evaluator, budget)
+    assert "refused" not in result.stop_reason
+    if result.details["accepted"]:
+        assert KEY in result.final_params["instructions"]
+
+
+def test_dspy_gepa_rejects_a_budget_below_one_iteration():
+    with pytest.raises(ValueError, match="too small for dspy.GEPA"):
+        run("dspy-gepa", 12)
+
+
+# -- shared -----------------------------------------------------------------------------------------------
+
+def test_dspy_runs_through_run_baseline_with_max_tokens_and_writes_run_dir(tmp_path):
+    evaluator = KeywordEvaluator()
+    problem = keyword_problem(evaluator, n_train=8, n_val=8)
+    llm = scripted()
+    result = run_baseline("dspy-gepa", problem, llm, budget=40, seed=0, max_tokens=77, run_dir=tmp_path / "r")
+    assert {c["max_tokens"] for c in llm.calls} == {77}
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["metric_calls"] == result.metric_calls == evaluator.calls
+    assert summary["final_params"] == result.final_params
+
+
+def test_dspy_cache_does_not_hide_repeated_calls():
+    # The same run twice on one client: DSPy would answer the second from its cache if it were on.
+    evaluator = KeywordEvaluator()
+    problem = keyword_problem(evaluator, n_train=8, n_val=8)
+    llm = scripted()
+    run_dspy("dspy-gepa", problem, llm, budget=40, seed=0)
+    once = len(llm.calls)
+    run_dspy("dspy-gepa", problem, llm, budget=40, seed=0)
+    assert len(llm.calls) == 2 * once
+
+
+def test_no_deprecated_dspy_interface_and_no_threads_left():
+    before = threading.active_count()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        run("dspy-mipro", 80)
+    assert threading.active_count() <= before
+
+
+def test_task_model_slot_refuses_calls():
+    engine = PolcaEngine(scripted(), "task", 0, 64, 0.0, allowed=False)
+    with pytest.raises(RuntimeError, match="bypass the budget"):
+        engine.complete(None)
+
+
+def test_untested_dspy_version_is_refused(monkeypatch):
+    import dspy
+
+    monkeypatch.setattr(dspy, "__version__", "3.5.0")
+    with pytest.raises(RuntimeError, match="dspy 3.5.0 is installed"):
+        dspy_adapter.check_dspy_version()
+
+
+def test_settings_name_bad_values():
+    with pytest.raises(ValueError, match="num_candidates"):
+        MiproSettings(num_candidates=2)
+    with pytest.raises(ValueError, match="num_trials"):
+        MiproSettings(num_trials=0)
+    with pytest.raises(ValueError, match="candidate_selection_strategy"):
+        DspyGepaSettings(candidate_selection_strategy="epsilon_greedy")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="MiproSettings"):
+        run("dspy-mipro", 80, settings=DspyGepaSettings())
+
+
+def test_mipro_with_an_lm_dspy_cannot_parse_ends_as_a_reported_failure():
+    # The embedded 135M model often answers in free prose: DSPy raises AdapterParseError out of compile().
+    evaluator = KeywordEvaluator()
+    problem = keyword_problem(evaluator, n_train=8, n_val=8)
+    llm = ScriptedLLM(lambda request: "Here is some free prose without any fields.", ledger=Ledger())
+    result = run_dspy("dspy-mipro", problem, llm, budget=80, seed=0)
+    assert result.stop_reason.startswith("failed: DSPy could not parse")
+    assert result.final_params == problem.seed_params
+    assert_accounting(result, evaluator, 80)
+    assert result.details["llm_calls"]["proposer"] == len(llm.calls) >= 1
