@@ -77,7 +77,7 @@ def test_mipro_finds_the_keyword_within_budget_and_every_lm_call_is_in_the_ledge
     assert result.details["llm_calls"] == {"proposer": len(llm.calls)}
     assert {c["role"] for c in llm.calls} == {"proposer"}
     assert result.details["proposals"] == MiproSettings().num_candidates  # one proposer call per candidate
-    assert result.stop_reason.startswith("planned trials done")
+    assert result.stop_reason.startswith("trials done")
 
 
 @pytest.mark.parametrize("minibatch_size", [35, 3])
@@ -104,20 +104,23 @@ def test_mipro_plan_fills_the_budget_and_names_what_a_tiny_budget_cannot_pay():
 
 
 def test_mipro_hard_cap_holds_when_the_plan_is_wrong(monkeypatch):
-    # A plan that overspends (as if the formula were wrong): the meter refuses the call past the budget,
-    # DSPy is aborted, and the result is the program MIPROv2 had chosen by then.
-    real = dspy_adapter.plan_mipro
-
-    def optimistic(budget, *, n_train, n_val, settings):
-        plan = real(10_000, n_train=n_train, n_val=n_val, settings=settings)
-        return dspy_adapter.MiproPlan(plan.num_trials, plan.minibatch, plan.minibatch_size, budget, 0)
-
-    monkeypatch.setattr(dspy_adapter, "plan_mipro", optimistic)
+    # A step-3 plan that overspends (as if the formula were wrong): the meter refuses the call past the
+    # budget, DSPy is aborted, and the result is the program MIPROv2 had chosen by then.
+    monkeypatch.setattr(dspy_adapter, "mipro_trials_for", lambda remaining, **kw: 50)
     result, evaluator, _ = run("dspy-mipro", 61)
     assert evaluator.calls == result.metric_calls == 61
     assert result.stop_reason.startswith("max_metric_calls (refused")
     assert KEY in result.final_params["instructions"]  # its 2nd full evaluation (calls 49-56) found it
     assert_accounting(result, evaluator, 61)
+
+
+def test_mipro_uses_what_bootstrapping_left():
+    # With the keyword found, bootstrap sets finish early: step 3 gets more trials than the worst-case plan.
+    result, evaluator, _ = run("dspy-mipro", 200)
+    plan = plan_mipro(200, n_train=8, n_val=8, settings=MiproSettings())
+    assert result.details["trials"] >= plan.num_trials
+    assert result.details["unused_calls"] < 8  # less than one more full trial
+    assert_accounting(result, evaluator, 200)
 
 
 def test_mipro_is_deterministic_per_seed():
@@ -223,3 +226,38 @@ def test_mipro_with_an_lm_dspy_cannot_parse_ends_as_a_reported_failure():
     assert result.final_params == problem.seed_params
     assert_accounting(result, evaluator, 80)
     assert result.details["llm_calls"]["proposer"] == len(llm.calls) >= 1
+
+
+# -- the strategy testbed's simulated optimizer reads DSPy's prompts ----------------------------------------
+
+def test_simulated_optimizer_answers_every_dspy_prompt_and_dspy_improves_on_the_testbed():
+    from polca_nb.testbed import NOISE_LEVELS, QUALITIES, SimulatedOptimizerLLM, testbed_problem
+    from polca_nb.testbed.experiment import run_testbed
+
+    tb = testbed_problem(NOISE_LEVELS["binary"], seed=0)
+    start = tb.true_score(tb.problem.seed_params)
+    for method, kinds in [("dspy-mipro", {"dspy_data", "dspy_mipro"}), ("dspy-gepa", {"dspy_gepa"})]:
+        finals = []
+        for seed in range(3):
+            llm = SimulatedOptimizerLLM(QUALITIES["strong"])
+            result = run_testbed(method, tb, QUALITIES["strong"], budget=400, seed=seed, llm=llm)
+            assert set(llm.calls) == kinds, method
+            assert "failed" not in result.stop_reason and result.metric_calls <= 400
+            finals.append(tb.true_score(result.final_params))
+        assert sum(finals) / len(finals) > start, (method, finals)
+
+
+def test_simulated_data_summary_recommends_the_most_needed_skills():
+    from polca_nb.testbed import SimulatedOptimizerLLM
+    from polca_nb.testbed.prompts import prompt_kind
+
+    system = "Your input fields are:\n1. `examples` (str)\nYour output fields are:\n1. `observations` (str): x\n"
+    shown = [{"task_input": json.dumps({"task": f"T{i}", "needs": needs})}
+             for i, needs in enumerate([["cite", "steps"], ["steps"], ["steps", "units"], ["cite"]])]
+    user = f"[[ ## examples ## ]]\n{shown!r}\n\nRespond with the corresponding output fields, starting with ..."
+    assert prompt_kind(system + user) == "dspy_data"
+    reply = SimulatedOptimizerLLM().complete(system=system, messages=[{"role": "user", "content": user}],
+                                             role="proposer").text
+    assert reply.startswith("[[ ## observations ## ]]")
+    assert reply.index("Always include 'steps'") < reply.index("Always include 'cite'")
+    assert "units" in reply  # third most named; top_recommendations is 3

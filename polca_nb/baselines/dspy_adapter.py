@@ -14,9 +14,9 @@ What is DSPy's and what is ours:
   `PolcaEngine` (DSPy's custom-engine protocol) to our `LLM` with role "proposer": cached by our cache,
   counted and priced by our ledger; DSPy's own cache is off, so no call hides from the ledger.
 
-Budgets are hard. MIPROv2 plans its trials before it runs (`plan_mipro`: the most trials whose
-worst-case metric calls fit the budget); dspy.GEPA runs GEPA's engine with the same budget-aware stopper
-as our GEPA adapter (it stops before an iteration it could not finish). The meter refuses any call past
+Budgets are hard. MIPROv2 checks before it runs that the budget pays for worst-case bootstrapping and one
+trial (`plan_mipro`), and after bootstrapping runs as many trials as the calls really left pay for;
+dspy.GEPA runs GEPA's engine with the same budget-aware stopper as our GEPA adapter (it stops before an iteration it could not finish). The meter refuses any call past
 the budget anyway; such a refusal aborts DSPy (a `BaseException`, which DSPy does not swallow) and the
 result is the program DSPy would have returned after its last completed full evaluation.
 
@@ -36,7 +36,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -308,7 +308,8 @@ def gepa_metric(gold: Any, prediction: Any, trace: Any = None, pred_name: Any = 
 
 @dataclass(frozen=True)
 class MiproPlan:
-    """How MIPROv2 will spend a budget: trials, whether they are minibatches, worst-case metric calls."""
+    """How MIPROv2 will spend a budget: trials if bootstrapping costs its worst case (more are run when it
+    costs less), whether trials use minibatches, and the worst-case metric calls of that plan."""
 
     num_trials: int
     minibatch: bool
@@ -317,18 +318,19 @@ class MiproPlan:
     bootstrap_calls: int
 
 
-def mipro_worst_case_calls(num_trials: int, *, n_train: int, n_val: int, num_candidates: int, minibatch: bool,
-                           minibatch_size: int, full_eval_steps: int) -> tuple[int, int]:
-    """(total, bootstrap) worst-case metric calls of MIPROv2 3.4 zero-shot with these settings.
+def mipro_bootstrap_calls(*, n_train: int, num_candidates: int) -> int:
+    """Worst-case metric calls of zero-shot MIPROv2's step 1: num_candidates - 1 demo sets (only the plain
+    zero-shot set is free: the "labels only" slot falls through to a bootstrapped one), each running the
+    program on every training example when no run succeeds."""
+    return (num_candidates - 1) * n_train
 
-    Bootstrapping: num_candidates - 1 demo sets (zero-shot MIPROv2 skips only the plain zero-shot set: its
-    "labels only" slot falls through to a bootstrapped one), each running the program on every training
-    example at worst; then the default program on the valset; then trials (minibatch or full) and, with minibatches,
-    the periodic full evaluations, counted the way `_optimize_prompt_parameters` numbers its trials.
-    """
-    bootstrap = (num_candidates - 1) * n_train
+
+def mipro_search_calls(num_trials: int, *, n_val: int, minibatch: bool, minibatch_size: int,
+                       full_eval_steps: int) -> int:
+    """Metric calls of MIPROv2's step 3: the default program on the valset, then the trials and, with
+    minibatches, the periodic full evaluations, counted the way `_optimize_prompt_parameters` numbers them."""
     if not minibatch:
-        return bootstrap + n_val + num_trials * n_val, bootstrap
+        return n_val + num_trials * n_val
     adjusted = num_trials + num_trials // full_eval_steps + 1 + (1 if num_trials % full_eval_steps else 0)
     trials_in_study, full_evals = 1, 0  # the default program's trial is added first
     for _ in range(num_trials):
@@ -337,38 +339,82 @@ def mipro_worst_case_calls(num_trials: int, *, n_train: int, n_val: int, num_can
         if trial_num % (full_eval_steps + 1) == 0 or trial_num == adjusted - 1:
             full_evals += 1
             trials_in_study += 1
-    return bootstrap + n_val + num_trials * minibatch_size + full_evals * n_val, bootstrap
+    return n_val + num_trials * minibatch_size + full_evals * n_val
+
+
+def mipro_worst_case_calls(num_trials: int, *, n_train: int, n_val: int, num_candidates: int, minibatch: bool,
+                           minibatch_size: int, full_eval_steps: int) -> tuple[int, int]:
+    """(total, bootstrap) worst-case metric calls of zero-shot MIPROv2 (dspy 3.4) with these settings."""
+    bootstrap = mipro_bootstrap_calls(n_train=n_train, num_candidates=num_candidates)
+    return bootstrap + mipro_search_calls(num_trials, n_val=n_val, minibatch=minibatch,
+                                          minibatch_size=minibatch_size, full_eval_steps=full_eval_steps), bootstrap
+
+
+def mipro_trials_for(remaining: int, *, n_val: int, settings: MiproSettings) -> int:
+    """The most trials step 3 can pay for with `remaining` metric calls (capped at settings.num_trials);
+    -1 when not even the default program's evaluation fits."""
+    minibatch, size = _mipro_batches(n_val, settings)
+
+    def cost(trials: int) -> int:
+        return mipro_search_calls(trials, n_val=n_val, minibatch=minibatch, minibatch_size=size,
+                                  full_eval_steps=settings.minibatch_full_eval_steps)
+
+    if cost(0) > remaining:
+        return -1
+    trials = 0
+    while (settings.num_trials is None or trials < settings.num_trials) and cost(trials + 1) <= remaining:
+        trials += 1
+    return trials
+
+
+def _mipro_batches(n_val: int, settings: MiproSettings) -> tuple[bool, int]:
+    # Minibatch trials only when the valset is larger than the minibatch (DSPy's auto modes decide alike).
+    minibatch = n_val > settings.minibatch_size
+    return minibatch, (settings.minibatch_size if minibatch else n_val)
 
 
 def plan_mipro(budget: int, *, n_train: int, n_val: int, settings: MiproSettings) -> MiproPlan:
-    """The most trials (or `settings.num_trials`) whose worst-case metric calls fit `budget`.
+    """The trials `budget` pays for if bootstrapping costs its worst case (`settings.num_trials` if set).
 
-    Minibatch trials only when the valset is larger than the minibatch (DSPy's auto modes decide the same
-    way). ValueError when the budget cannot pay for bootstrapping, the default program and one trial.
+    ValueError when the budget cannot pay for worst-case bootstrapping, the default program and one trial.
+    The run itself re-plans after bootstrapping, from the calls really left (`mipro_trials_for`).
     """
-    minibatch = n_val > settings.minibatch_size
-    size = settings.minibatch_size if minibatch else n_val
-
-    def cost(trials: int) -> tuple[int, int]:
-        return mipro_worst_case_calls(trials, n_train=n_train, n_val=n_val, num_candidates=settings.num_candidates,
-                                      minibatch=minibatch, minibatch_size=size,
-                                      full_eval_steps=settings.minibatch_full_eval_steps)
-
-    if settings.num_trials is not None:
-        total, bootstrap = cost(settings.num_trials)
-        if total > budget:
-            raise ValueError(f"budget {budget} is too small for MIPROv2 with num_trials={settings.num_trials}: "
-                             f"worst case {total} metric calls")
-        return MiproPlan(settings.num_trials, minibatch, size, total, bootstrap)
-    first, bootstrap = cost(1)
-    if first > budget:
+    minibatch, size = _mipro_batches(n_val, settings)
+    bootstrap = mipro_bootstrap_calls(n_train=n_train, num_candidates=settings.num_candidates)
+    trials = mipro_trials_for(budget - bootstrap, n_val=n_val, settings=settings)
+    if trials < 1:
+        first = bootstrap + mipro_search_calls(1, n_val=n_val, minibatch=minibatch, minibatch_size=size,
+                                               full_eval_steps=settings.minibatch_full_eval_steps)
         raise ValueError(f"budget {budget} is too small for MIPROv2: bootstrapping ({bootstrap} calls at worst), "
                          f"the default program ({n_val}) and one trial take up to {first} metric calls")
-    trials = 1
-    while cost(trials + 1)[0] <= budget:
-        trials += 1
-    total, bootstrap = cost(trials)
+    total = bootstrap + mipro_search_calls(trials, n_val=n_val, minibatch=minibatch, minibatch_size=size,
+                                           full_eval_steps=settings.minibatch_full_eval_steps)
     return MiproPlan(trials, minibatch, size, total, bootstrap)
+
+
+def _budgeted_mipro_class() -> type:
+    import dspy
+
+    class BudgetedMIPROv2(dspy.MIPROv2):
+        """MIPROv2 whose step 3 runs as many trials as the metric calls left after bootstrapping pay for
+        (DSPy fixes num_trials before bootstrapping, whose cost it cannot know)."""
+
+        def __init__(self, *args: Any, trials_for: Callable[[int], int], meter: MeteredEvaluator,
+                     **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._trials_for = trials_for
+            self._meter = meter
+            self.trials_run: int | None = None
+
+        def _optimize_prompt_parameters(self, program: Any, instruction_candidates: Any, demo_candidates: Any,
+                                        evaluate: Any, valset: Any, num_trials: int, *args: Any) -> Any:
+            self.trials_run = self._trials_for(self._meter.remaining)
+            if self.trials_run < 0:  # bootstrapping left too little to evaluate even the default program
+                return program
+            return super()._optimize_prompt_parameters(program, instruction_candidates, demo_candidates, evaluate,
+                                                       valset, self.trials_run, *args)
+
+    return BudgetedMIPROv2
 
 
 class _FullEvalRecorder:
@@ -539,11 +585,13 @@ def _run_mipro(problem: Problem, llm: LLM, budget: int, seed: int, settings: Mip
     prompt_lm = polca_lm(run.engine)
     task_lm = polca_lm(PolcaEngine(run.llm, "task", seed, settings.max_tokens, 0.0, allowed=False))
     recorder = _callback_base()(run.meter)
-    optimizer = dspy.MIPROv2(metric=mipro_metric, prompt_model=prompt_lm, task_model=task_lm, auto=None,
-                             num_candidates=settings.num_candidates, max_bootstrapped_demos=0,
-                             max_labeled_demos=0, num_threads=1, seed=seed,
-                             init_temperature=settings.init_temperature, verbose=False, track_stats=True)
-    stop_reason = f"planned trials done ({plan.num_trials} trials, worst case {plan.worst_case_calls} calls)"
+    n_val = len(problem.validation_examples)
+    optimizer = _budgeted_mipro_class()(
+        metric=mipro_metric, prompt_model=prompt_lm, task_model=task_lm, auto=None,
+        num_candidates=settings.num_candidates, max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1,
+        seed=seed, init_temperature=settings.init_temperature, verbose=False, track_stats=True,
+        trials_for=lambda remaining: mipro_trials_for(remaining, n_val=n_val, settings=settings), meter=run.meter)
+    stop_reason = "trials done"
     llm_calls = run.llm.ledger.track(roles=OPTIMIZER_ROLES)
     quiet = _quiet_dspy()
     try:
@@ -564,7 +612,11 @@ def _run_mipro(problem: Problem, llm: LLM, budget: int, seed: int, settings: Mip
         run.meter.close()
         llm_calls.stop()
     proposals = run.engine.requests_by_output.get("proposed_instruction", 0)
-    details = {"trials": plan.num_trials, "minibatch": plan.minibatch, "worst_case_calls": plan.worst_case_calls,
+    if stop_reason == "trials done":
+        stop_reason = (f"trials done ({optimizer.trials_run} trials, as many as the calls left after "
+                       "bootstrapping pay for)")
+    details = {"trials": optimizer.trials_run, "planned_trials": plan.num_trials, "minibatch": plan.minibatch,
+               "worst_case_calls": plan.worst_case_calls,
                "full_evaluations": recorder.full_evals, "proposals": proposals,
                "lm_calls": run.engine.calls, "llm_calls": llm_calls.requests(), "console_tail": quiet.tail()}
     return _finish("dspy-mipro", run, budget, seed, recorder.points, recorder.returned(), stop_reason, details,
@@ -676,6 +728,9 @@ __all__ = [
     "check_dspy_version",
     "gepa_metric",
     "mipro_metric",
+    "mipro_bootstrap_calls",
+    "mipro_search_calls",
+    "mipro_trials_for",
     "mipro_worst_case_calls",
     "plan_mipro",
     "polca_lm",

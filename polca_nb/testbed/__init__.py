@@ -6,6 +6,7 @@ with a proposer of given quality; they are not LLM results."""
 from .embedder import DEFAULT_EPS, TestbedEmbedder
 from .experiment import (
     BASELINES,
+    DSPY_BASELINES,
     NOISE_LEVELS,
     PAPER_TAU_CELL,
     POLCA_METHODS,
@@ -37,8 +38,8 @@ from .problem import (
 )
 from .prompts import ProposalRequest, SummaryRequest, prompt_kind, read_proposal_request, read_summary_request
 
-__all__ = ["BASELINES", "CONFLICTS", "DEFAULT_EPS", "LABEL", "NOISE_LEVELS", "PAPER_TAU_CELL", "PARAM",
-           "POLCA_METHODS", "QUALITIES", "SEED_TEXT", "SKILLS", "TESTBED_METHODS", "Cell", "CellSummary", "NoiseSpec",
+__all__ = ["BASELINES", "DSPY_BASELINES", "CONFLICTS", "DEFAULT_EPS", "LABEL", "NOISE_LEVELS", "PAPER_TAU_CELL",
+           "PARAM", "POLCA_METHODS", "QUALITIES", "SEED_TEXT", "SKILLS", "TESTBED_METHODS", "Cell", "CellSummary", "NoiseSpec",
            "OptimizerModel", "ProposalRequest", "RewardSpec", "SimulatedOptimizerLLM", "SummaryRequest",
            "TestbedEmbedder", "TestbedEvaluator", "TestbedProblem", "cell_optimum", "grid_cells", "prompt_kind",
            "read_proposal_request", "read_summary_request", "run_cell", "run_testbed", "skills_in",

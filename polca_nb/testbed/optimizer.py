@@ -14,7 +14,11 @@ Per proposal request, with knobs from `OptimizerModel` (one draw each, in this o
 4. with `overfit` it drops a skill none of the shown examples needed (fitting the minibatch);
 5. if nothing changed, the reply is a cosmetic rewrite too.
 The summarizer counts the skills named in failed runs (plus the previous summary's recommendations)
-and recommends the most named ones. Every reply is deterministic per (prompt, sample_id).
+and recommends the most named ones. MIPROv2's dataset summarizer, shown task inputs and no outcomes,
+recommends the skills those inputs need most often (data is evidence too, of a weaker kind: it
+cannot name a conflict or a shortfall); its proposer shows no feedback, so only that summary (used
+with `summary_use`) and undirected edits can change a program. Every reply is deterministic per
+(prompt, sample_id).
 """
 
 from __future__ import annotations
@@ -29,12 +33,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..llm.base import LLMReply
-from .problem import CONFLICTS, SKILLS, SEED_TEXT, add_skill, check_probabilities, drop_skill, skills_in
+from .problem import (CONFLICTS, SEED_TEXT, SKILLS, add_skill, check_probabilities, drop_skill, needs_in_input,
+                      skills_in)
 from .prompts import (
     ProposalRequest,
     format_proposal,
     prompt_kind,
+    dspy_reply,
     prompt_text,
+    read_data_request,
     read_proposal_request,
     read_summary_request,
 )
@@ -121,7 +128,12 @@ class SimulatedOptimizerLLM:
         rng = self._rng(text, sample_id)
         with self._lock:
             self.calls[kind] += 1
-        reply = self.summarize(text) if kind == "polca_summarizer" else self.propose(read_proposal_request(text), rng)
+        if kind == "polca_summarizer":
+            reply = self.summarize(text)
+        elif kind == "dspy_data":
+            reply = self.describe_data(text)
+        else:
+            reply = self.propose(read_proposal_request(text), rng)
         return LLMReply(text=reply, content=({"type": "text", "text": reply},), model=self.label,
                         input_tokens=len(text) // 4, output_tokens=len(reply) // 4)
 
@@ -154,6 +166,20 @@ class SimulatedOptimizerLLM:
         if new == text:
             new = cosmetic(text, rng)
         return format_proposal(request.kind, new, "Acted on the feedback.")
+
+    def describe_data(self, text: str) -> str:
+        """A reply to MIPROv2's dataset summarizer: the skills the shown inputs need most often (plus the
+        earlier observations' recommendations, by rank), in ChatAdapter format."""
+        field_name, examples, earlier = read_data_request(text)
+        counts: Counter = Counter()
+        old_include, _ = recommendations(earlier)
+        for rank, skill in enumerate(old_include):
+            counts[skill] += len(old_include) - rank
+        for needs in needs_in_input(examples.replace('\\"', '"')):
+            counts.update(needs)
+        top = sorted(counts, key=lambda s: (-counts[s], s))[: self.model.top_recommendations]
+        body = " ".join(_RECOMMEND.format(s) for s in top) or "The tasks vary; no skill stands out."
+        return dspy_reply({field_name: f"The tasks name the skills they need. {body}"})
 
     def summarize(self, text: str) -> str:
         """A reply to POLCA's summarizer prompt: the most-named missing skills and conflicts."""
