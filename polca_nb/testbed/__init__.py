@@ -39,7 +39,8 @@ from .problem import (
 from .prompts import ProposalRequest, SummaryRequest, prompt_kind, read_proposal_request, read_summary_request
 
 __all__ = ["BASELINES", "DSPY_BASELINES", "CONFLICTS", "DEFAULT_EPS", "LABEL", "NOISE_LEVELS", "PAPER_TAU_CELL",
-           "PARAM", "POLCA_METHODS", "QUALITIES", "SEED_TEXT", "SKILLS", "TESTBED_METHODS", "Cell", "CellSummary", "NoiseSpec",
+           "PARAM", "POLCA_METHODS", "QUALITIES", "SEED_TEXT", "SKILLS", "TESTBED_METHODS", "Cell", "CellSummary",
+           "NoiseSpec",
            "OptimizerModel", "ProposalRequest", "RewardSpec", "SimulatedOptimizerLLM", "SummaryRequest",
            "TestbedEmbedder", "TestbedEvaluator", "TestbedProblem", "cell_optimum", "grid_cells", "prompt_kind",
            "read_proposal_request", "read_summary_request", "run_cell", "run_testbed", "skills_in",
