@@ -17,8 +17,9 @@ What is DSPy's and what is ours:
 Budgets are hard. MIPROv2 checks before it runs that the budget pays for worst-case bootstrapping and one
 trial (`plan_mipro`), and after bootstrapping runs as many trials as the calls really left pay for;
 dspy.GEPA runs GEPA's engine with the same budget-aware stopper as our GEPA adapter (it stops before an
-iteration it could not finish). The meter refuses any call past the budget anyway; such a refusal aborts DSPy (a `BaseException`, which DSPy does not swallow) and the
-result is the program DSPy would have returned after its last completed full evaluation.
+iteration it could not finish). The meter refuses any call past the budget anyway; such a refusal aborts
+DSPy (a `BaseException`, which DSPy does not swallow) and the result is the program DSPy would have
+returned after its last completed full evaluation.
 
 Instruction-only: our programs are texts, so MIPROv2 runs zero-shot (no few-shot demos in the program;
 it still bootstraps demos to show the proposer, as DSPy does) and its program-aware proposer is off (the
