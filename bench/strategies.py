@@ -1,8 +1,9 @@
 """Search strategies under noise: every method on the testbed, a grid of noise levels x proposer qualities.
 
 The optimizer is SIMULATED (polca_nb.testbed.SimulatedOptimizerLLM, a stated stochastic model, not an
-LLM); every method runs through its own code (POLCA's loop, the real `gepa` and `openevolve` packages)
-at the same metric-call budget, and is scored by the exact true reward of the program it returns.
+LLM); every method runs through its own code (POLCA's loop, the real `gepa`, `openevolve` and `dspy`
+packages; DSPy's MIPROv2 and dspy.GEPA only when named in --methods) at the same metric-call budget,
+and is scored by the exact true reward of the program it returns.
 
 Prints per cell the final true score (mean +- s.e.), metric calls to reach the best baseline's final
 mean and the POLCA / method ratios; then the regime map (POLCA wins / ties within 1 s.e. / loses
@@ -11,6 +12,7 @@ metric call (roles' time taken out), all measured in this one run.
 
     .venv/bin/python bench/strategies.py [--seeds 20] [--budget 400] [--json PATH]
         [--noise deterministic binary binary+judge] [--quality weak medium strong] [--methods ...]
+    .venv/bin/python bench/strategies.py --methods polca gepa dspy-mipro dspy-gepa --noise binary
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from pathlib import Path
 
 try:
     from polca_nb.tables import format_table, summary_rows
-    from polca_nb.testbed import (BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, POLCA_METHODS, QUALITIES,
-                                  TESTBED_METHODS, cell_optimum, grid_cells, run_cell, summarize_cell)
+    from polca_nb.testbed import (BASELINES, DSPY_BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, POLCA_METHODS,
+                                  QUALITIES, TESTBED_METHODS, cell_optimum, grid_cells, run_cell, summarize_cell)
     from polca_nb.testbed.overhead import measure_overhead
 except ModuleNotFoundError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from polca_nb.tables import format_table, summary_rows
-    from polca_nb.testbed import (BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, POLCA_METHODS, QUALITIES,
-                                  TESTBED_METHODS, cell_optimum, grid_cells, run_cell, summarize_cell)
+    from polca_nb.testbed import (BASELINES, DSPY_BASELINES, LABEL, NOISE_LEVELS, PAPER_TAU_CELL, POLCA_METHODS,
+                                  QUALITIES, TESTBED_METHODS, cell_optimum, grid_cells, run_cell, summarize_cell)
     from polca_nb.testbed.overhead import measure_overhead
 
 
@@ -52,6 +54,9 @@ def regime_map(summaries, noise_levels, qualities) -> str:
     return "\n".join(lines)
 
 
+ALL_BASELINES = BASELINES + DSPY_BASELINES
+
+
 def main(argv=None) -> int:
     if os.environ.get("PYTHONHASHSEED") != "0":
         # OpenEvolve's parent sampling follows set order (str hashing): fix it so reruns print the same table.
@@ -61,14 +66,16 @@ def main(argv=None) -> int:
     parser.add_argument("--budget", type=int, default=400, help="metric calls per run (default 400)")
     parser.add_argument("--noise", nargs="+", default=list(NOISE_LEVELS), choices=list(NOISE_LEVELS))
     parser.add_argument("--quality", nargs="+", default=list(QUALITIES), choices=list(QUALITIES))
-    parser.add_argument("--methods", nargs="+", default=list(TESTBED_METHODS), choices=list(TESTBED_METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(TESTBED_METHODS),
+                        choices=list(TESTBED_METHODS + DSPY_BASELINES))
     parser.add_argument("--overhead-seeds", type=int, default=3, help="seeds for the overhead table (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="also write every number to this JSON file")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if "polca" not in args.methods or not set(args.methods) & set(BASELINES):
-        parser.error("--methods needs 'polca' and at least one baseline " + str(list(BASELINES)))
+    if "polca" not in args.methods or not set(args.methods) & set(ALL_BASELINES):
+        parser.error("--methods needs 'polca' and at least one baseline " + str(list(ALL_BASELINES)))
+    baselines = [b for b in ALL_BASELINES if b in args.methods]
 
     print(f"Optimizer: {LABEL}. Budget {args.budget} metric calls per run, {args.seeds} seeds per cell; "
           f"score = exact true reward of the returned program.")
@@ -78,11 +85,10 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         comparison = run_cell(cell, seeds=range(args.seeds), budget=args.budget, methods=args.methods)
         optimum = cell_optimum(cell)
-        summary = summarize_cell(comparison, cell.label, baselines=[b for b in BASELINES if b in args.methods],
-                                 optimum=optimum)
+        summary = summarize_cell(comparison, cell.label, baselines=baselines, optimum=optimum)
         summaries.append(summary)
         comparisons.append(comparison)
-        rows = summary_rows(comparison, baselines=[b for b in BASELINES if b in args.methods])
+        rows = summary_rows(comparison, baselines=baselines)
         print(f"\n== {cell.label}: noise {cell.noise.label}; optimizer {cell.model.label}; optimum {optimum:.3f}, "
               f"seed program {comparison.initial:.3f} ({time.perf_counter() - t0:.0f} s)")
         print(format_table(rows))
