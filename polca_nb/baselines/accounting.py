@@ -5,7 +5,8 @@ A metric call is one evaluation of one program on one example (the unit of `Budg
 so a peer optimizer cannot overspend even when its own stopper checks only between iterations.
 `MethodResult` is what every method (POLCA's loop configurations, GEPA, OpenEvolve) hands back: the
 program it would return after each iteration, against metric calls, and the final program. A run's
-LLM calls per role come from a tracker on the LLM's ledger (`OPTIMIZER_ROLES`).
+LLM calls per role come from a tracker on the LLM's ledger (`OPTIMIZER_ROLES`). `held_out_score` is the
+one test protocol: every program on the same test examples and task-model seeds, from a stream of its own.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ class MethodResult:
     """One run of one method, in the same units for every method.
 
     `trajectory` is non-decreasing in metric_calls; `metric_calls` <= `budget` always. `details` holds
-    method-specific counts (the peer's own metric-call count, candidates, LLM calls per role, ...).
+    method-specific counts (the peer's own metric-call count, candidates, LLM calls per role, ...) and two
+    every method reports: "proposals" (candidate programs its optimizer LLM wrote) and "unused_calls"
+    (budget - metric_calls); tables show "-" for results from before they existed.
     """
 
     method: str
@@ -117,7 +120,8 @@ class MethodResult:
 
 def from_run_result(method: str, result: RunResult, budget: int, seed: int,
                     details: Mapping[str, Any] | None = None) -> MethodResult:
-    """A POLCA-loop run (any entry of `methods.METHODS`) as a MethodResult."""
+    """A POLCA-loop run (any entry of `methods.METHODS`) as a MethodResult; `details` gains the shared
+    counts every method reports: "proposals" (programs its proposer wrote) and "unused_calls" (budget left)."""
     epsnet = result.epsnet
     trajectory = tuple(
         ProgramPoint(h.iteration, h.metric_calls, dict(result.memory.candidates[returned_id(method, h)].params))
@@ -125,7 +129,10 @@ def from_run_result(method: str, result: RunResult, budget: int, seed: int,
     )
     return MethodResult(method, seed, dict(returned_program(method, result).params), trajectory,
                         result.spent.metric_calls, budget, result.stop_reason,
-                        {"iterations": result.spent.iterations, "proposals": result.spent.proposals,
+                        {"iterations": result.spent.iterations,
+                         # Programs the proposer returned (before the eps-Net and budget drops): what it wrote.
+                         "proposals": result.spent.proposals,
+                         "unused_calls": budget - result.spent.metric_calls,
                          "memory_size": len(result.memory),
                          "eps_rejections": epsnet.rejected,
                          "epsnet": epsnet,
@@ -152,18 +159,32 @@ def program_curve(result: MethodResult, score: Callable[[Params], float], *,
     return points
 
 
-def held_out_score(problem_evaluator: Evaluator, params: Params, testset: Sequence[Example], *, seed: int,
-               repeats: int = 1) -> float:
-    """Mean score of `params` over `testset` x `repeats`, seeds derived from `seed` (not budgeted).
+TEST_SEED_STREAM = 0x7E57_5EED
+"""Spawn key of the held-out test seeds: `SeedSequence(test_seed, spawn_key=(TEST_SEED_STREAM,))`.
 
-    The same seeds for every program, so two programs are compared on the same task-model samples.
+Methods draw their own seeds from `default_rng(seed)` / `default_rng([seed, k])` (and SeedSequence children
+with small spawn keys); a spawn key none of them uses keeps the test samples apart from every method's
+validation samples even when `test_seed` equals a run's seed."""
+
+
+def held_out_seeds(test_seed: int, repeats: int, n_examples: int) -> np.ndarray:
+    """The (repeats, n_examples) task-model seeds `held_out_score` uses, from the test stream only."""
+    rng = np.random.default_rng(np.random.SeedSequence(int(test_seed), spawn_key=(TEST_SEED_STREAM,)))
+    return rng.integers(0, SEED_BOUND, size=(repeats, n_examples))
+
+
+def held_out_score(problem_evaluator: Evaluator, params: Params, testset: Sequence[Example], *, seed: int,
+                   repeats: int = 1) -> float:
+    """Mean score of `params` over `testset` x `repeats` (not budgeted), seeds `held_out_seeds(seed, ...)`.
+
+    The same seeds for every program (two programs are compared on the same task-model samples), drawn
+    from their own stream (`TEST_SEED_STREAM`), which no method draws its validation seeds from.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats!r}")
     if not testset:
         raise ValueError("testset is empty")
-    seeds = np.random.default_rng(seed).integers(0, SEED_BOUND, size=(repeats, len(testset)))
+    seeds = held_out_seeds(seed, repeats, len(testset))
     scores = [problem_evaluator(params, ex, int(seeds[r, i])).score
               for r in range(repeats) for i, ex in enumerate(testset)]
     return float(np.mean(scores))
-

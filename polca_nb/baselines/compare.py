@@ -5,12 +5,15 @@
 
 Test scores are not budgeted. To keep them affordable, a run's curve is read at `grid` points (the
 program the method would return after that many metric calls) and each distinct program is scored once
-(`held_out_score`, the same task-model seeds for every program). The result is a `curves.Comparison`;
+(`held_out_score`). The test protocol is one for every method: the same test examples x repeats, the same
+task-model seeds for every program, drawn from their own stream (`accounting.TEST_SEED_STREAM`), apart
+from every method's own seeds (`describe_test_protocol` states it). The result is a `curves.Comparison`;
 `tables.summary_rows` / `tables.format_table` summarise it.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -19,7 +22,8 @@ from ..llm.base import LLM
 from ..protocols import Embedder
 from ..problem import PolcaConfig, Problem
 from ..types import Params
-from .accounting import MethodResult, held_out_score
+from .accounting import TEST_SEED_STREAM, MethodResult, held_out_score
+from .estimates import BudgetWarning, budget_warnings
 from .registry import ALL_METHODS, run_baseline
 
 
@@ -59,8 +63,12 @@ def compare_methods(
 ) -> Comparison:
     """Run each method for each seed with `budget` metric calls; score programs on `problem.testset`.
 
-    `max_tokens` caps every optimizer's replies alike (proposer, summarizer, GEPA's reflection LM,
-    OpenEvolve's LLM). `peer_settings` maps "gepa"/"openevolve" to their settings objects. `on_run`
+    Test protocol (`describe_test_protocol`): every returned program on all of `problem.testset` x
+    `test_repeats`, with the same task-model seeds for every program and method (`held_out_seeds(test_seed,
+    ...)`, a stream no method's own RNG draws from). A `BudgetWarning` is issued for each method that
+    `budget_warnings` finds short of search steps at `budget`. `max_tokens` caps every optimizer's replies
+    alike (proposer, summarizer, GEPA's reflection LM, OpenEvolve's LLM). `peer_settings` maps peer names
+    ("gepa", "openevolve", ...) to their settings objects. `on_run`
     is called after each run with (method, seed, result, final test score, seconds).
     """
     unknown = [m for m in methods if m not in ALL_METHODS]
@@ -75,8 +83,10 @@ def compare_methods(
     seed_params = dict(problem.seed_params)
     score = memoized(lambda params: held_out_score(problem.evaluator, params, testset, seed=test_seed,
                                                    repeats=test_repeats))
-    initial = score(seed_params)
     settings = dict(peer_settings or {})
+    for message in budget_warnings(methods, problem, budget, base_config=base_config, peer_settings=settings):
+        warnings.warn(message, BudgetWarning, stacklevel=2)
+    initial = score(seed_params)
 
     def run(method: str, seed: int) -> MethodResult:
         run_dir = None if run_root is None or method == "gepa" else Path(run_root) / method / f"seed{seed}"
@@ -91,4 +101,11 @@ def compare_methods(
     return run_comparison(methods, seeds, run, read, initial=initial, budget=budget, grid=grid, on_run=on_run)
 
 
-__all__ = ["compare_methods", "default_grid", "program_at"]
+def describe_test_protocol(n_test: int, *, test_seed: int = 0, test_repeats: int = 1) -> str:
+    """One line stating how `compare_methods` scores every method's programs (bench/compare.py prints it)."""
+    return (f"test protocol: every returned program scored on the same {n_test} test examples x {test_repeats} "
+            f"repeat(s), the same task-model seeds for every program, drawn from SeedSequence({test_seed}, "
+            f"spawn_key=({TEST_SEED_STREAM:#x},)), a stream apart from every method's own seeds")
+
+
+__all__ = ["compare_methods", "default_grid", "describe_test_protocol", "program_at"]
