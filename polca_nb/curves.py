@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -100,6 +100,11 @@ class Comparison:
     seeds: tuple[int, ...] = ()
     grid: tuple[int, ...] = ()
 
+    def run_details(self, method: str) -> list[Mapping[str, Any]]:
+        """Per run of `method`, its counts: a MethodResult's `details`; for a loop `RunResult` (from
+        `compare`), its proposals, iterations and, with a metric-call budget, its unused calls."""
+        return [run_details(result, self.budget) for result in self.results.get(method, [])]
+
     def table(self):
         """Final score mean and standard error (std ddof=0 / sqrt(n), as in the paper's bands) per method."""
         import pandas as pd
@@ -108,6 +113,18 @@ class Comparison:
             name: {"final score": float(np.mean(v)), "s.e.": float(np.std(v) / np.sqrt(len(v))), "seeds": len(v)}
             for name, v in self.finals.items()
         }).T
+
+
+def run_details(result: Any, budget: int | None = None) -> Mapping[str, Any]:
+    """The counts one run reports (`Comparison.run_details`); {} for a result that carries none."""
+    if isinstance(result, RunResult):
+        spent = result.spent
+        counts: dict[str, Any] = {"proposals": spent.proposals, "iterations": spent.iterations}
+        if budget is not None:
+            counts["unused_calls"] = budget - spent.metric_calls
+        return counts
+    details = getattr(result, "details", None)
+    return dict(details) if isinstance(details, Mapping) else {}
 
 
 def calls_to_reach(comparison: Comparison, method: str, target: float, *, best_so_far: bool = False) -> int | None:
@@ -226,4 +243,4 @@ def compare(
 
 
 __all__ = ["Comparison", "CurvePoint", "calls_to_reach", "compare", "curve_at", "mean_best_so_far",
-           "mean_returned", "memoized", "run_comparison", "running_best", "score_curve"]
+           "mean_returned", "memoized", "run_comparison", "run_details", "running_best", "score_curve"]

@@ -4,6 +4,7 @@ ablation reference data and the eps sweep, all offline with ScriptedLLM."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from polca_nb.baselines.ablation import (
     run_eps_sweep,
 )
 from polca_nb.baselines.compare import compare_methods, default_grid, program_at
+from polca_nb.baselines.estimates import BudgetWarning
 from polca_nb.llm.base import ScriptedLLM
 from polca_nb.curves import Comparison, CurvePoint, calls_to_reach, mean_best_so_far, running_best
 from polca_nb.methods import METHODS
@@ -83,6 +85,53 @@ def test_summary_rows_target_the_best_baseline_and_read_calls_off_the_mean_best_
     assert "never" in text and "gepa" in text and "0.700 +- 0.071" in text
 
 
+def method_result(method: str, calls: int, **details) -> MethodResult:
+    return MethodResult(method, 0, {"p": "x"}, (ProgramPoint(0, calls, {"p": "x"}),), calls, 40, "x", details)
+
+
+def test_the_table_shows_mean_proposals_and_unused_calls_and_a_dash_where_a_run_lacks_them():
+    c = comparison({"polca": [[0.2, 0.4, 0.6, 0.8]] * 2, "gepa": [[0.1, 0.2, 0.3, 0.5]] * 2,
+                    "old": [[0.1, 0.1, 0.1, 0.1]] * 2})
+    c.results["polca"].extend([method_result("polca", 38, proposals=12, unused_calls=2),
+                               method_result("polca", 40, proposals=15, unused_calls=0)])
+    c.results["gepa"].extend([method_result("gepa", 30, proposals=3, unused_calls=10, llm_calls={"proposer": 3}),
+                              method_result("gepa", 34, proposals=4, unused_calls=6, llm_calls={"proposer": 4})])
+    c.results["old"].extend([method_result("old", 40, proposals=7), method_result("old", 40)])  # older results
+    rows = {r["method"]: r for r in summary_rows(c)}
+    assert rows["polca"]["mean_proposals"] == pytest.approx(13.5) and rows["polca"]["mean_unused_calls"] == 1.0
+    assert rows["gepa"]["mean_proposals"] == 3.5 and rows["gepa"]["mean_unused_calls"] == 8.0
+    assert rows["gepa"]["mean_llm_calls"] == 3.5 and rows["polca"]["mean_llm_calls"] is None
+    assert rows["old"]["mean_proposals"] is None and rows["old"]["mean_unused_calls"] is None  # not a partial mean
+    lines = {line.split()[0]: line for line in format_table(list(rows.values())).splitlines()[4:]}
+    header = format_table(list(rows.values())).splitlines()[1]
+    assert "unused calls" in header and "proposals" in header
+    # columns: ... calls used, unused calls, proposals, LLM calls, s/run
+    assert lines["polca"].split()[-5:] == ["39.0", "1.0", "13.5", "-", "1.00"]
+    assert lines["gepa"].split()[-5:] == ["32.0", "8.0", "3.5", "3.5", "1.00"]
+    assert lines["old"].split()[-5:] == ["40.0", "-", "-", "-", "1.00"]
+
+
+def test_run_details_read_a_method_result_and_a_loop_run_result():
+    from polca_nb.budget import Budget
+    from polca_nb.curves import compare
+    from polca_nb.runner import PolcaConfig
+
+    class Proposer:
+        def propose(self, candidate, batch, context, seed):
+            return [{"instructions": f"Answer. {KEY} {seed % 7}"}]
+
+    config = PolcaConfig(Budget(max_metric_calls=20), num_candidates=1, eps=0.0, use_summarizer=False)
+    c = compare(["sequential"], problem(), Proposer(), config, seeds=[0], score=lambda params: 0.5)
+    (details,) = c.run_details("sequential")
+    (run,) = c.results["sequential"]
+    assert details == {"proposals": run.spent.proposals, "iterations": run.spent.iterations,
+                       "unused_calls": 20 - run.spent.metric_calls}
+    assert details["proposals"] > 0
+    (row,) = [r for r in summary_rows(replace(c, grid=(20,)), polca="none", baselines=["sequential"])]
+    assert row["mean_calls"] == run.spent.metric_calls and row["mean_proposals"] == details["proposals"]
+    assert c.run_details("absent") == []
+
+
 def test_calls_to_reach_reads_the_returned_program_curve_by_default():
     c = comparison({"polca": [[0.6, 0.2, 0.2, 0.5], [0.6, 0.2, 0.4, 0.5]],  # returned mean: .6 .2 .3 .5
                     "gepa": [[0.1, 0.1, 0.1, 0.1]] * 2})
@@ -122,11 +171,13 @@ def test_compare_methods_runs_every_method_and_scores_each_distinct_program_once
 
     p = Problem(p.name, p.seed_params, p.trainset, counting, testset=p.testset)
     runs = []
-    c = compare_methods(["sequential", "best-of-n", "gepa"], p, llm, budget=16, seeds=[0, 1], grid_points=4,
-                        on_run=lambda m, s, r, f, t: runs.append((m, s, r.metric_calls, f)))
+    # GEPA at 20 calls: the seed's validation (6) and one worst-case iteration (2 x 3 + 6) leave it one step.
+    with pytest.warns(BudgetWarning, match="gepa: at 20 metric calls"):
+        c = compare_methods(["sequential", "best-of-n", "gepa"], p, llm, budget=20, seeds=[0, 1], grid_points=4,
+                            on_run=lambda m, s, r, f, t: runs.append((m, s, r.metric_calls, f)))
     assert [(m, s) for m, s, _, _ in runs] == [(m, s) for m in ("sequential", "best-of-n", "gepa") for s in (0, 1)]
-    assert all(calls <= 16 for _, _, calls, _ in runs)
-    assert c.grid == (4, 8, 12, 16) and c.initial == 0.0
+    assert all(calls <= 20 for _, _, calls, _ in runs)
+    assert c.grid == (5, 10, 15, 20) and c.initial == 0.0
     for method in c.curves:
         for curve_, final in zip(c.curves[method], c.finals[method]):
             assert [p.metric_calls for p in curve_] == list(c.grid)
@@ -138,7 +189,14 @@ def test_compare_methods_runs_every_method_and_scores_each_distinct_program_once
         assert rows[method]["mean_llm_calls"] == pytest.approx(
             np.mean([sum(r.details["llm_calls"].values()) for r in c.results[method]]))
     assert rows["gepa"]["mean_llm_calls"] > 0
-    assert "calls used" in format_table(list(rows.values()))
+    for method in ("sequential", "best-of-n", "gepa"):  # every MethodResult reports proposals and unused calls
+        details = [r.details for r in c.results[method]]
+        assert [d["unused_calls"] for d in details] == [20 - calls for m, _, calls, _ in runs if m == method]
+        assert rows[method]["mean_unused_calls"] == pytest.approx(np.mean([d["unused_calls"] for d in details]))
+        assert rows[method]["mean_proposals"] == pytest.approx(np.mean([d["proposals"] for d in details]))
+        assert all(d["proposals"] >= 1 for d in details)
+    text = format_table(list(rows.values()))
+    assert "calls used" in text and "unused calls" in text and "proposals" in text
     metric_calls = sum(calls for _, _, calls, _ in runs)
     test_calls = len(evaluated) - metric_calls
     distinct = {p for p in evaluated}  # every program text that was evaluated at all
@@ -209,16 +267,25 @@ def test_bench_compare_script_runs_every_method_and_prints_the_table(monkeypatch
     llm.model, llm.ledger = "scripted", Ledger()
     monkeypatch.setattr(bench, "default_client", lambda: llm)
     out = tmp_path / "compare.json"
-    bench.main(["--budget", "30", "--seeds", "2", "--n-train", "10", "--n-test", "4", "--grid", "2",
-                "--minibatch", "4", "--json", str(out)])
+    bench.main(["--seeds", "2", "--n-train", "4", "--n-test", "4", "--grid", "2", "--minibatch", "4",
+                "--json", str(out)])  # the default budget: 20 x the 4 validation questions
     printed = capsys.readouterr().out
-    rows = json.loads(out.read_text())["rows"]
+    data = json.loads(out.read_text())
+    rows = data["rows"]
+    assert data["args"]["budget"] == "80" and "budget 80 metric calls" in printed
+    assert "test protocol: every returned program scored on the same 4 test examples x 1 repeat(s)" in printed
     assert [r["method"] for r in rows] == list(ALL_METHODS)
-    assert all(r["seeds"] == 2 and 0 < r["mean_calls"] <= 30 for r in rows)
+    assert all(r["seeds"] == 2 and 0 < r["mean_calls"] <= 80 for r in rows)
+    for r in rows:  # unused calls, where a method reports them, are what the budget left
+        if r["mean_unused_calls"] is not None:
+            assert r["mean_unused_calls"] == pytest.approx(80 - r["mean_calls"])
+    loop_and_gepa = [r for r in rows if r["method"] in METHODS or r["method"] == "gepa"]
+    assert all(r["mean_proposals"] > 0 and r["mean_unused_calls"] is not None for r in loop_and_gepa)
     assert rows[0]["best_baseline"] in ("sequential", "best-of-n", "gepa", "openevolve")
     for method in ALL_METHODS:
         assert method in printed
-    assert "calls used" in printed and "final test score" in printed
+    assert "calls used" in printed and "final test score" in printed and "unused calls" in printed
+    assert "warning:" not in printed  # 20 x the valset leaves every method with an estimator room to search
 
 
 class LengthEmbedder:
@@ -230,6 +297,7 @@ class LengthEmbedder:
         return np.array([[len(t) / 10.0] for t in texts])
 
 
+@pytest.mark.filterwarnings("ignore::polca_nb.baselines.estimates.BudgetWarning")
 def test_epsnet_rows_report_rejections_and_distances_for_every_arm():
     from polca_nb.baselines.ablation import epsnet_rows, pooled_distances
     from polca_nb.epsnet import suggest_eps
