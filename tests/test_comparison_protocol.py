@@ -184,8 +184,10 @@ def test_openevolve_estimate_is_one_minibatch_per_child_after_the_seed():
     assert openevolve_steps(p, 200, settings=OpenEvolveSettings(minibatch_size=5, max_iterations=7)) == 7
 
 
-def test_every_method_of_the_harness_but_dspys_has_an_estimator():
-    assert set(METHODS) | {"gepa", "openevolve"} <= set(STEP_ESTIMATORS)
+def test_every_method_of_the_harness_has_an_estimator():
+    from polca_nb.baselines import ALL_METHODS
+
+    assert set(ALL_METHODS) <= set(STEP_ESTIMATORS)
     with pytest.raises(ValueError, match="no step estimator"):
         estimated_steps("no-such-method", problem(), 200)
 
@@ -204,13 +206,13 @@ def test_budget_for_steps_is_the_smallest_budget_reaching_them():
 def test_a_tiny_budget_warns_for_every_method_short_of_steps_and_20x_the_valset_warns_for_none():
     pytest.importorskip("openevolve")
     p = problem(n_train=10)
-    methods = ["polca", "sequential", "gepa", "openevolve", "dspy-mipro"]
+    methods = ["polca", "sequential", "gepa", "openevolve", "dspy-mipro", "dspy-gepa"]
     tiny = budget_warnings(methods, p, 40)
     warned = {m.split(":")[0] for m in tiny}
-    assert warned == {"polca", "gepa", "openevolve"}  # sequential makes 10; dspy-mipro has no estimator
+    assert warned == {"polca", "gepa", "openevolve", "dspy-mipro", "dspy-gepa"}  # sequential makes 10
     gepa = next(m for m in tiny if m.startswith("gepa:"))
     assert "about 1 proposal(s)" in gepa and f"about {budget_for_steps('gepa', p, MIN_STEPS)} metric calls" in gepa
-    assert budget_warnings(list(STEP_ESTIMATORS) + ["dspy-mipro", "dspy-gepa"], p, 20 * len(p.trainset)) == []
+    assert budget_warnings(list(STEP_ESTIMATORS), p, 20 * len(p.trainset)) == []
 
 
 def test_peer_settings_and_base_config_reach_the_estimates():
@@ -222,10 +224,22 @@ def test_peer_settings_and_base_config_reach_the_estimates():
 
 
 def test_a_registered_estimator_is_used(monkeypatch):
-    monkeypatch.setitem(STEP_ESTIMATORS, "dspy-mipro", lambda problem, budget, *, base_config, settings: budget // 100)
-    assert estimated_steps("dspy-mipro", problem(), 250) == 2
-    (message,) = budget_warnings(["dspy-mipro"], problem(), 250)
-    assert message.startswith("dspy-mipro:") and "about 500 metric calls" in message
+    monkeypatch.setitem(STEP_ESTIMATORS, "my-method", lambda problem, budget, *, base_config, settings: budget // 100)
+    assert estimated_steps("my-method", problem(), 250) == 2
+    (message,) = budget_warnings(["my-method"], problem(), 250)
+    assert message.startswith("my-method:") and "about 500 metric calls" in message
+
+
+def test_dspy_estimates_follow_their_budget_checks():
+    pytest.importorskip("dspy")
+    from polca_nb.baselines.dspy_adapter import DspyGepaSettings, MiproSettings, plan_mipro
+    from polca_nb.baselines.estimates import dspy_gepa_steps, mipro_steps
+
+    p = problem(n_train=10)
+    assert mipro_steps(p, 200) == plan_mipro(200, n_train=10, n_val=10, settings=MiproSettings()).num_trials == 14
+    assert mipro_steps(p, 59) == 0  # bootstrapping (5 x 10 at worst), the default program and a trial need 70
+    assert dspy_gepa_steps(p, 200) == (200 - 10) // 16  # merge on: max(2 * 3 + 10, 5 + 10)
+    assert dspy_gepa_steps(p, 200, settings=DspyGepaSettings(reflection_minibatch_size=10)) == (200 - 10) // 30
 
 
 def test_compare_methods_warns_before_running_a_method_short_of_steps():

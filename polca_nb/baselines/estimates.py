@@ -11,7 +11,7 @@ method's own per-step metric-call cost:
   (`gepa_iteration_cost`, merge's max with use_merge): the iterations its budget stopper lets run.
 - OpenEvolve: budget // minibatch - 1 (one minibatch per evaluated program, the seed's first).
 
-Other methods (e.g. DSPy's) get no estimate until an estimator is added to `STEP_ESTIMATORS`.
+A method without an entry in `STEP_ESTIMATORS` gets no estimate (and no warning).
 """
 
 from __future__ import annotations
@@ -103,10 +103,36 @@ def openevolve_steps(problem: Problem, budget: int, *, base_config: PolcaConfig 
     return max(0, min(budget // batch - 1, settings.iterations_for(budget)))
 
 
+def dspy_gepa_steps(problem: Problem, budget: int, *, base_config: PolcaConfig | None = None,
+                    settings: Any = None) -> int:
+    """dspy.GEPA iterations after the seed's validation pass, each at GEPA's worst-case cost (merge included)."""
+    from .dspy_adapter import DspyGepaSettings
+    from .gepa_adapter import gepa_iteration_cost
+
+    s = settings or DspyGepaSettings()
+    n_val = len(problem.validation_examples)
+    cost = gepa_iteration_cost(n_val, s.reflection_minibatch_size, max(1, len(problem.trainset)), s.use_merge)
+    return max(0, (budget - n_val) // cost)
+
+
+def mipro_steps(problem: Problem, budget: int, *, base_config: PolcaConfig | None = None,
+                settings: Any = None) -> int:
+    """MIPROv2's trials when bootstrapping costs its worst case (0 where the budget cannot pay for one)."""
+    from .dspy_adapter import MiproSettings, plan_mipro
+
+    try:
+        return plan_mipro(budget, n_train=len(problem.trainset), n_val=len(problem.validation_examples),
+                          settings=settings or MiproSettings()).num_trials
+    except ValueError:
+        return 0
+
+
 STEP_ESTIMATORS: dict[str, StepEstimator] = {
     **{name: _loop_estimator(name) for name in METHODS},
     "gepa": gepa_steps,
     "openevolve": openevolve_steps,
+    "dspy-mipro": mipro_steps,
+    "dspy-gepa": dspy_gepa_steps,
 }
 """Method name -> its step estimator; a method without an entry gets no estimate and no warning."""
 
@@ -168,4 +194,5 @@ def budget_warnings(methods: Sequence[str], problem: Problem, budget: int, *,
 
 
 __all__ = ["MIN_STEPS", "STEP_ESTIMATORS", "BudgetWarning", "StepEstimator", "budget_for_steps",
-           "budget_warnings", "estimated_steps", "gepa_steps", "loop_steps", "openevolve_steps"]
+           "budget_warnings", "dspy_gepa_steps", "estimated_steps", "gepa_steps", "loop_steps", "mipro_steps",
+           "openevolve_steps"]
