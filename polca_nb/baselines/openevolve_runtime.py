@@ -1,11 +1,20 @@
 """Running OpenEvolve inside a notebook process: its controller on a fresh thread with its own event
 loop, a scratch directory per run, and a guard that restores the module-level state OpenEvolve
-changes (logging, signal handlers, worker globals) and stops the threads it leaves behind."""
+changes (logging, signal handlers, worker globals) and stops the threads and closes the event loops
+it leaves behind.
+
+The driver relies on internals of `openevolve.process_parallel` (worker globals, `_worker_init`,
+`_run_iteration_worker`, `_submit_iteration`), so it runs only on the versions it was tested with:
+`check_openevolve_version` refuses any other (`OPENEVOLVE_TESTED_RANGE`)."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib
+import importlib.metadata
 import logging
 import random
+import re
 import sys
 import tempfile
 import threading
@@ -17,6 +26,58 @@ from typing import Any
 
 import numpy as np
 
+OPENEVOLVE_TESTED_RANGE = ">=0.4.1,<0.4.2"
+"""The openevolve versions the driver was tested with (the `baselines` extra pins the same range)."""
+_TESTED_RELEASES = ((0, 4, 1), (0, 4, 2))  # OPENEVOLVE_TESTED_RANGE as [low, high) release tuples
+
+
+def installed_openevolve_version() -> str:
+    """The version of the openevolve package that `import openevolve` loads."""
+    module = importlib.import_module("openevolve")
+    version = getattr(module, "__version__", None)
+    return str(version) if version else importlib.metadata.version("openevolve")
+
+
+def check_openevolve_version(version: str | None = None) -> str:
+    """Return `version` (default: the installed one); raise RuntimeError unless it is in
+    OPENEVOLVE_TESTED_RANGE (plain releases and post-releases only: a dev or rc build is refused)."""
+    version = installed_openevolve_version() if version is None else version
+    # A regex, not `packaging`: polca_nb does not depend on it, and these versions are plain releases.
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)(?:\.post\d+)?", version.strip())
+    release = tuple(int(g) for g in match.groups()) if match else None
+    low, high = _TESTED_RELEASES
+    if release is None or not low <= release < high:
+        raise RuntimeError(
+            f"openevolve {version} is installed, but polca_nb's OpenEvolve driver uses internals of "
+            f"openevolve.process_parallel and is tested only with openevolve{OPENEVOLVE_TESTED_RANGE}; "
+            f"install a tested version: pip install 'openevolve{OPENEVOLVE_TESTED_RANGE}'")
+    return version
+
+
+def _init_worker_thread(config_dict: dict, evaluation_file: str) -> None:
+    """OpenEvolve's worker initializer, then the worker's event loop, made here so it can be closed.
+
+    Left to `process_parallel._run_worker_async`, the loop would be made lazily with a process-exit
+    finalizer (one more per run) and dropped unclosed by the next run's `_worker_init`."""
+    from openevolve import process_parallel
+
+    process_parallel._worker_init(config_dict, evaluation_file, None)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # this worker thread's loop, as `_run_worker_async` would set it
+    process_parallel._worker_event_loop = loop
+
+
+def _close_worker_event_loop() -> None:
+    """Close the worker's event loop with OpenEvolve's own closer (idempotent).
+
+    Run on a fresh thread: the worker thread has exited by now, and the calling thread (the driver)
+    is inside its own running loop, where another loop cannot be run to completion."""
+    from openevolve import process_parallel
+
+    if process_parallel._worker_event_loop is not None:
+        _run_in_fresh_thread(process_parallel._close_worker_event_loop, name="openevolve-loop-closer")
+
+
 def _thread_controller_class():
     from openevolve import process_parallel
 
@@ -25,8 +86,8 @@ def _thread_controller_class():
 
         def start(self) -> None:
             self.executor = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="openevolve-worker", initializer=process_parallel._worker_init,
-                initargs=(self._serialize_config(self.config), self.evaluation_file, None))
+                max_workers=1, thread_name_prefix="openevolve-worker", initializer=_init_worker_thread,
+                initargs=(self._serialize_config(self.config), self.evaluation_file))
 
         def _submit_iteration(self, iteration: int, island_id: int | None = None):
             # Run each iteration to completion before the controller goes on. The controller (parent
@@ -43,11 +104,12 @@ def _thread_controller_class():
             executor, self.executor = self.executor, None  # type: ignore[assignment]  # stopped: no pool
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
+            _close_worker_event_loop()  # after the worker thread is gone: nothing runs on the loop
 
     return ThreadController
 
 
-def _run_in_fresh_thread(fn):
+def _run_in_fresh_thread(fn, *, name: str = "openevolve-driver"):
     """Run fn() on a new thread and return its result (asyncio.run is refused inside Jupyter's loop)."""
     box: dict[str, Any] = {}
 
@@ -57,7 +119,7 @@ def _run_in_fresh_thread(fn):
         except BaseException as exc:  # re-raised in the caller's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name="openevolve-driver")
+    thread = threading.Thread(target=target, name=name)
     thread.start()
     thread.join()
     if "error" in box:
@@ -156,7 +218,8 @@ class _SeededUUIDs:
 
 
 def _shutdown_openevolve_threads(oe: Any) -> None:
-    """Join the evaluation threads OpenEvolve's Evaluators own and clear the worker's module globals."""
+    """Join the evaluation threads OpenEvolve's Evaluators own, close the worker's event loop (if the
+    controller did not) and clear the worker's module globals."""
     from openevolve import process_parallel
 
     evaluators = [getattr(oe, "evaluator", None), getattr(process_parallel, "_worker_evaluator", None)]
@@ -164,6 +227,7 @@ def _shutdown_openevolve_threads(oe: Any) -> None:
         executor = getattr(evaluator, "_executor", None)  # private: OpenEvolve has no close() for it
         if executor is not None:
             executor.shutdown(wait=True)
+    _close_worker_event_loop()
     for name in ("_worker_config", "_worker_evaluation_file", "_worker_evaluator", "_worker_llm_ensemble",
                  "_worker_prompt_sampler"):
         if hasattr(process_parallel, name):
