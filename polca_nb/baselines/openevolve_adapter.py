@@ -16,7 +16,15 @@ What is OpenEvolve's and what is ours:
   Jupyter's event loop, and evaluations share our cache, ledger and budget.
 
 OpenEvolve evaluates each program once (no averaging) and returns its best by that single score.
-It seeds Python's global `random` and `numpy.random` and adds root-logger handlers; we restore both.
+With `cascade_threshold` set, that one evaluation is OpenEvolve's cascade (its `Evaluator` calls the
+evaluation file's `evaluate_stage1`, then `evaluate_stage2` for programs scoring >= the threshold): the
+minibatch's first `cascade_stage1_examples` examples, then the rest. It seeds Python's global `random`
+and `numpy.random` and adds root-logger handlers; we restore both. `run_openevolve` refuses openevolve
+versions outside OPENEVOLVE_TESTED_RANGE (the driver uses internals of `process_parallel`).
+
+A run whose LLM never wrote a program that parsed and was evaluated returns the seed, as a reported
+outcome: stop_reason "no usable child: ..." and details["usable_children"] == 0 (OpenEvolve's own
+`OpenEvolve.run` raises EvolutionFailedError for the part of this it sees).
 """
 
 from __future__ import annotations
@@ -40,14 +48,19 @@ from ..roles.templates import InputRenderer, default_input_text, truncate_middle
 from ..runner import Problem
 from ..types import Example, Params
 from .openevolve_runtime import (
+    OPENEVOLVE_TESTED_RANGE,
     _GlobalStateGuard,
     _SeededUUIDs,
     _run_in_fresh_thread,
     _scratch_dir,
     _shutdown_openevolve_threads,
     _thread_controller_class,
+    check_openevolve_version,
 )
 from .accounting import OPTIMIZER_ROLES, BudgetExhausted, MeteredEvaluator, MethodResult, ProgramPoint
+
+__all__ = ["OPENEVOLVE_TESTED_RANGE", "SAMPLE_ID_STRIDE", "OpenEvolveSettings", "check_openevolve_version",
+           "parse_program", "program_text", "run_openevolve"]
 
 SAMPLE_ID_STRIDE = 1_000_000
 """LLM call k of the run with seed s uses sample_id s * SAMPLE_ID_STRIDE + k."""
@@ -67,7 +80,12 @@ SYSTEM_MESSAGE = (
 class OpenEvolveSettings:
     """OpenEvolve knobs we expose. Defaults: the paper's HotpotQA baseline (polca-method.md §3:
     full rewrites, temperature 0.4, 3 top + 2 diverse programs, population 500, archive 50), on the
-    package's other defaults (5 islands, migration every 50 generations)."""
+    package's other defaults (5 islands, migration every 50 generations), cascade evaluation off.
+
+    `cascade_threshold` (the paper: 0.5) turns on OpenEvolve's two-stage cascade: stage 1 scores the
+    first `cascade_stage1_examples` examples of the minibatch, and only a program whose stage-1 mean
+    is >= the threshold is scored on the rest; its score is then the mean over the whole minibatch,
+    else its stage-1 mean. A screened-out program costs cascade_stage1_examples metric calls."""
 
     minibatch_size: int = 10        # examples per program evaluation (one metric call each)
     max_iterations: int | None = None  # None: 4 * ceil(budget / minibatch_size) + num_islands
@@ -82,10 +100,13 @@ class OpenEvolveSettings:
     max_feedback_examples: int = 3  # failed examples shown back as artifacts
     feedback_chars: int = 600
     evaluation_timeout_s: int = 600
+    cascade_threshold: float | None = None  # None: one evaluation on the whole minibatch
+    # 3 of the default 10: a cheap screen that a single lucky or unlucky example does not decide.
+    cascade_stage1_examples: int = 3
 
     def __post_init__(self) -> None:
         for name in ("minibatch_size", "max_tokens", "population_size", "archive_size", "num_islands",
-                     "feedback_chars", "evaluation_timeout_s"):
+                     "feedback_chars", "evaluation_timeout_s", "cascade_stage1_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -97,6 +118,19 @@ class OpenEvolveSettings:
             raise ValueError(f"max_iterations must be a positive int or None, got {self.max_iterations!r}")
         if not isinstance(self.temperature, (int, float)) or not 0.0 <= self.temperature <= 2.0:
             raise ValueError(f"temperature must be a number in [0, 2], got {self.temperature!r}")
+        threshold = self.cascade_threshold
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+                raise ValueError(f"cascade_threshold must be a finite number (a stage-1 mean score) or None, "
+                                 f"got {threshold!r}")
+            if self.cascade_stage1_examples >= self.minibatch_size:
+                raise ValueError(f"cascade_stage1_examples ({self.cascade_stage1_examples}) must be smaller than "
+                                 f"minibatch_size ({self.minibatch_size}) when cascade_threshold is set: "
+                                 "stage 2 scores the rest of the minibatch")
+
+    @property
+    def cascade(self) -> bool:
+        return self.cascade_threshold is not None
 
     def iterations_for(self, budget: int) -> int:
         # Iterations whose reply is unusable spend nothing, so allow several times budget / minibatch
@@ -154,6 +188,7 @@ class _PolcaLLM(LLMInterface):
         reply = ctx.llm.complete(system=system_message or "", messages=list(messages), role="proposer",
                                  max_tokens=ctx.settings.max_tokens, temperature=float(ctx.settings.temperature),
                                  sample_id=sample_id)
+        ctx.proposals += 1
         self.last_usage = {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens,
                            "total_tokens": reply.input_tokens + reply.output_tokens}
         return reply.text
@@ -161,9 +196,24 @@ class _PolcaLLM(LLMInterface):
 
 # -- the evaluation side ----------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Stage1:
+    """A program that passed cascade stage 1, waiting for stage 2 (keyed by its evaluated file)."""
+
+    text: str
+    params: Params
+    batch: list[Example]
+    evaluations: list[Any]
+    score: float
+    feedback: str
+
+
 @dataclass
 class _RunContext:
-    """Everything the evaluation file and the LLM hook of one run reach through `_ACTIVE[key]`."""
+    """Everything the evaluation file and the LLM hook of one run reach through `_ACTIVE[key]`.
+
+    The score table is written on OpenEvolve's evaluation threads and read on the driver: go
+    through `record_score` and `scores` (under `_lock`), not `scores_by_text` directly."""
 
     key: str
     seed: int
@@ -177,7 +227,35 @@ class _RunContext:
     scores_by_text: dict[str, float] = field(default_factory=dict)
     refused: int = 0
     skipped_llm_calls: int = 0
-    evaluations: int = 0
+    proposals: int = 0            # LLM replies (each one child program OpenEvolve asked for)
+    evaluations: int = 0          # programs evaluated (seed included; a cascade counts once)
+    seed_evaluations: int = 0     # evaluations before evolution started (the seed's)
+    stage2_evaluations: int = 0   # programs that passed cascade stage 1 and were scored on the rest
+    stage1_passed: dict[str, _Stage1] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record_score(self, text: str, score: float, *, new_program: bool) -> None:
+        """Store `text`'s latest score; `new_program`: one more program evaluated."""
+        with self._lock:
+            self.scores_by_text[text] = score
+            self.evaluations += int(new_program)
+
+    def scores(self) -> dict[str, float]:
+        """A snapshot of the score table (safe while an evaluation thread is writing it)."""
+        with self._lock:
+            return dict(self.scores_by_text)
+
+    def hold_for_stage2(self, program_path: str, passed: _Stage1) -> None:
+        with self._lock:
+            self.stage1_passed[program_path] = passed
+
+    def take_stage1(self, program_path: str) -> _Stage1 | None:
+        with self._lock:
+            return self.stage1_passed.pop(program_path, None)
+
+    @property
+    def batch_size(self) -> int:
+        return min(self.settings.minibatch_size, len(self.problem.validation_examples))
 
     def minibatch(self) -> list[Example]:
         pool = list(self.problem.validation_examples)
@@ -192,31 +270,31 @@ class _RunContext:
         The run is not stopped through OpenEvolve's shutdown event: that leaves finished iterations
         uncollected, so programs that were evaluated (and paid for) would never reach the database and
         could not be returned. Instead the remaining iterations end at once (empty LLM reply)."""
-        return self.meter.remaining < min(self.settings.minibatch_size, len(self.problem.validation_examples))
+        # The whole minibatch, also under the cascade: a child that passes stage 1 is then always
+        # affordable in stage 2 (iterations run one at a time).
+        return self.meter.remaining < self.batch_size
 
 
-def evaluate_registered(key: str, program_path: str):
-    """The body of the generated evaluation file: score the evolved text on one minibatch."""
+def _read_program(ctx: _RunContext, program_path: str) -> tuple[str, Params | None]:
+    text = Path(program_path).read_text(encoding="utf-8")
+    return text, parse_program(text, list(ctx.problem.seed_params))
+
+
+def _failed(feedback: str):
+    """OpenEvolve's shape for a failed evaluation (no combined_score)."""
     from openevolve.evaluation_result import EvaluationResult
 
-    ctx = _ACTIVE[key]
-    text = Path(program_path).read_text(encoding="utf-8")
-    params = parse_program(text, list(ctx.problem.seed_params))
-    if params is None:
-        return EvaluationResult(metrics={"error": 0.0},
-                                artifacts={"feedback": "The program lost one of its parameters: "
-                                                       f"{list(ctx.problem.seed_params)}. Nothing was run."})
-    batch = ctx.minibatch()
-    try:
-        evaluations = ctx.meter.evaluate_batch(params, batch)
-    except BudgetExhausted:
-        ctx.refused += 1
-        # OpenEvolve's shape for a failed evaluation (no combined_score); nothing was spent.
-        return EvaluationResult(metrics={"error": 0.0},
-                                artifacts={"feedback": "Not evaluated: the metric-call budget is spent."})
-    score = float(np.mean([e.score for e in evaluations]))
-    ctx.scores_by_text[text] = score
-    ctx.evaluations += 1
+    return EvaluationResult(metrics={"error": 0.0}, artifacts={"feedback": feedback})
+
+
+def _lost_parameter(ctx: _RunContext):
+    return _failed(f"The program lost one of its parameters: {list(ctx.problem.seed_params)}. Nothing was run.")
+
+
+_REFUSED = "Not evaluated: the metric-call budget is spent."
+
+
+def _feedback(ctx: _RunContext, batch: Sequence[Example], evaluations: Sequence[Any]) -> str:
     failures = [(ex, e) for ex, e in zip(batch, evaluations) if e.score < (ctx.problem.score_range or (0, 1))[1]]
     shown = failures[: ctx.settings.max_feedback_examples]
     limit = ctx.settings.feedback_chars
@@ -224,17 +302,94 @@ def evaluate_registered(key: str, program_path: str):
         f"Input: {truncate_middle(ctx.render_input(ex), limit)}\nOutput: {truncate_middle(e.output, limit)}\n"
         f"Score: {e.score:.4g}\nFeedback: {truncate_middle(e.feedback, limit)}"
         for ex, e in shown) or "Every example in this minibatch got the top score."
-    return EvaluationResult(metrics={"combined_score": score},
-                            artifacts={"feedback": f"{len(failures)} of {len(batch)} examples below the top score.\n"
-                                                   + feedback})
+    return f"{len(failures)} of {len(batch)} examples below the top score.\n" + feedback
+
+
+def _scored(score: float, feedback: str):
+    from openevolve.evaluation_result import EvaluationResult
+
+    return EvaluationResult(metrics={"combined_score": score}, artifacts={"feedback": feedback})
+
+
+def evaluate_registered(key: str, program_path: str):
+    """The evaluation file's `evaluate`: score the evolved text on one minibatch."""
+    ctx = _ACTIVE[key]
+    text, params = _read_program(ctx, program_path)
+    if params is None:
+        return _lost_parameter(ctx)
+    batch = ctx.minibatch()
+    try:
+        evaluations = ctx.meter.evaluate_batch(params, batch)
+    except BudgetExhausted:
+        ctx.refused += 1
+        return _failed(_REFUSED)  # nothing was spent
+    score = float(np.mean([e.score for e in evaluations]))
+    ctx.record_score(text, score, new_program=True)
+    return _scored(score, _feedback(ctx, batch, evaluations))
+
+
+def evaluate_stage1_registered(key: str, program_path: str):
+    """The evaluation file's `evaluate_stage1` (cascade on): score the text on the first
+    cascade_stage1_examples examples of a fresh minibatch; keep the rest for stage 2 if it passes."""
+    ctx = _ACTIVE[key]
+    text, params = _read_program(ctx, program_path)
+    if params is None:
+        return _lost_parameter(ctx)
+    batch = ctx.minibatch()
+    first = batch[: ctx.settings.cascade_stage1_examples]
+    try:
+        evaluations = ctx.meter.evaluate_batch(params, first)
+    except BudgetExhausted:
+        ctx.refused += 1
+        return _failed(_REFUSED)
+    score = float(np.mean([e.score for e in evaluations]))
+    ctx.record_score(text, score, new_program=True)
+    feedback = _feedback(ctx, first, evaluations)
+    # The comparison OpenEvolve's Evaluator makes (`_passes_threshold` on combined_score): exactly the
+    # programs it sends to stage 2 wait here.
+    if score >= float(ctx.settings.cascade_threshold):  # type: ignore[arg-type]  # cascade on: not None
+        ctx.hold_for_stage2(program_path, _Stage1(text, params, batch, list(evaluations), score, feedback))
+    return _scored(score, feedback)
+
+
+def evaluate_stage2_registered(key: str, program_path: str):
+    """The evaluation file's `evaluate_stage2`: score a stage-1 pass on the rest of its minibatch; its
+    combined_score (which replaces stage 1's in OpenEvolve's merge) is the whole minibatch's mean."""
+    ctx = _ACTIVE[key]
+    passed = ctx.take_stage1(program_path)
+    if passed is None:
+        return _failed("Stage 2 without a stage-1 pass: nothing was run.")  # stage 1's score stands
+    rest = passed.batch[len(passed.evaluations):]
+    try:
+        evaluations = passed.evaluations + ctx.meter.evaluate_batch(passed.params, rest)
+    except BudgetExhausted:
+        ctx.refused += 1
+        return _scored(passed.score, passed.feedback + "\n\nStage 2 not evaluated: the metric-call budget is spent.")
+    score = float(np.mean([e.score for e in evaluations]))
+    ctx.record_score(passed.text, score, new_program=False)
+    ctx.stage2_evaluations += 1  # only OpenEvolve's one evaluation thread at a time runs stage 2
+    return _scored(score, _feedback(ctx, passed.batch, evaluations))
 
 
 EVALUATION_FILE = '''"""Generated by polca_nb.baselines.openevolve_adapter for one run; safe to delete."""
-from polca_nb.baselines.openevolve_adapter import evaluate_registered
+from polca_nb.baselines.openevolve_adapter import (
+    evaluate_registered,
+    evaluate_stage1_registered,
+    evaluate_stage2_registered,
+)
 
 
 def evaluate(program_path):
     return evaluate_registered({key!r}, program_path)
+
+
+# OpenEvolve's cascade calls these instead of `evaluate` when config.evaluator.cascade_evaluation is on.
+def evaluate_stage1(program_path):
+    return evaluate_stage1_registered({key!r}, program_path)
+
+
+def evaluate_stage2(program_path):
+    return evaluate_stage2_registered({key!r}, program_path)
 '''
 
 
@@ -268,7 +423,9 @@ def _build_config(ctx: _RunContext, iterations: int):
     config.database.archive_size = s.archive_size
     config.database.num_islands = s.num_islands
     config.database.random_seed = ctx.seed
-    config.evaluator.cascade_evaluation = False
+    config.evaluator.cascade_evaluation = s.cascade
+    if s.cascade:
+        config.evaluator.cascade_thresholds = [float(s.cascade_threshold)]  # type: ignore[arg-type]  # cascade: set
     config.evaluator.timeout = s.evaluation_timeout_s
     config.evaluator.max_retries = 0  # a retry would re-spend metric calls
     config.evaluator.parallel_evaluations = 1
@@ -284,15 +441,17 @@ class _Recorder:
         self.points: list[ProgramPoint] = []
 
     def returned_text(self) -> str | None:
+        """OpenEvolve's best program if it was scored, else the best-scored text (None: nothing scored)."""
         best = None
         if self.database.best_program_id:
             best = self.database.get(self.database.best_program_id)
         if best is None:
             best = self.database.get_best_program()
-        if best is not None and best.code in self.ctx.scores_by_text:
+        # A snapshot: a timed-out evaluation's thread may still be writing the table.
+        scored = self.ctx.scores()
+        if best is not None and best.code in scored:
             return best.code
         # Only a refused (never evaluated) program could be "best" here, by a tie at 0: skip it.
-        scored = self.ctx.scores_by_text
         return max(scored, key=lambda text: scored[text]) if scored else None
 
     def record(self, iteration: int) -> None:
@@ -310,12 +469,23 @@ class _Recorder:
         self.record(iteration)
 
 
-async def _drive(oe: Any, ctx: _RunContext, recorder: _Recorder, iterations: int) -> None:
+@dataclass(frozen=True)
+class _Outcome:
+    """What OpenEvolve's controller reports about its iterations (`OpenEvolve.run` reads the same)."""
+
+    completed_iterations: int = 0
+    successful_iterations: int = 0  # iterations whose reply became a candidate program
+    produced_no_candidates: bool = False
+    last_error: str | None = None
+
+
+async def _drive(oe: Any, ctx: _RunContext, recorder: _Recorder, iterations: int) -> _Outcome:
     """OpenEvolve.run's steps without its signal handlers and process pool."""
     from openevolve.database import Program
 
     initial_id = str(uuid.uuid4())
     metrics = await oe.evaluator.evaluate_program(oe.initial_program_code, initial_id)
+    ctx.seed_evaluations = ctx.evaluations
     oe.database.add(Program(id=initial_id, code=oe.initial_program_code, language=oe.config.language,
                             metrics=metrics, iteration_found=0))
     artifacts = oe.evaluator.get_pending_artifacts(initial_id)
@@ -330,20 +500,42 @@ async def _drive(oe: Any, ctx: _RunContext, recorder: _Recorder, iterations: int
             await controller.run_evolution(1, iterations, target_score=None, checkpoint_callback=recorder)
     finally:
         controller.stop()
+    return _Outcome(controller.completed_iterations, controller.successful_iterations,
+                    controller.produced_no_candidates, controller.last_iteration_error)
+
+
+def _no_usable_child(outcome: _Outcome) -> str:
+    """The stop reason of a run whose LLM never wrote a program that parsed and was evaluated."""
+    if outcome.produced_no_candidates or outcome.successful_iterations == 0:
+        # OpenEvolve's EvolutionFailedError message (controller.py, OpenEvolve.run).
+        return (f"no usable child: 0/{outcome.completed_iterations} iterations produced a candidate program. "
+                f"Last error: {outcome.last_error}")
+    return (f"no usable child: {outcome.successful_iterations} candidate program(s), none parsed into the "
+            "problem's parameters and evaluated")
 
 
 def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
                    settings: OpenEvolveSettings | None = None, run_dir: str | Path | None = None,
                    render_input: InputRenderer = default_input_text) -> MethodResult:
     """Run OpenEvolve with at most `budget` metric calls (each evaluation: one minibatch of the
-    problem's validation examples). `run_dir` keeps OpenEvolve's files and log; default a temp dir."""
+    problem's validation examples). `run_dir` keeps OpenEvolve's files and log; default a temp dir.
+
+    Raises RuntimeError for an openevolve outside OPENEVOLVE_TESTED_RANGE. A run with no usable child
+    returns the seed (stop_reason "no usable child: ..."). details["proposals"]: LLM replies written,
+    details["unused_calls"]: budget - metric calls spent, details["usable_children"]: evolved programs
+    that parsed and were evaluated."""
     settings = settings or OpenEvolveSettings()
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
+    check_openevolve_version()
     batch = min(settings.minibatch_size, len(problem.validation_examples))
     if budget < 2 * batch:
         raise ValueError(f"budget {budget} is too small for OpenEvolve: the seed and one child take "
                          f"{2 * batch} metric calls (minibatch_size {settings.minibatch_size})")
+    if settings.cascade and settings.cascade_stage1_examples >= batch:
+        raise ValueError(f"cascade_stage1_examples ({settings.cascade_stage1_examples}) must be smaller than the "
+                         f"minibatch ({batch}: minibatch_size {settings.minibatch_size}, "
+                         f"{len(problem.validation_examples)} validation examples)")
     key = f"{_MODEL_PREFIX}{uuid.uuid4().hex[:12]}"
     llm = with_ledger(llm)
     ctx = _RunContext(key, seed, problem, llm, MeteredEvaluator(problem.evaluator, budget,
@@ -367,7 +559,7 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
             guard.drop_console_handlers()
             recorder = _Recorder(ctx, oe.database)
             with _SeededUUIDs(seed):
-                _run_in_fresh_thread(lambda: asyncio.run(_drive(oe, ctx, recorder, iterations)))
+                outcome = _run_in_fresh_thread(lambda: asyncio.run(_drive(oe, ctx, recorder, iterations)))
         finally:
             ctx.meter.close()
             llm_calls.stop()
@@ -380,15 +572,24 @@ def run_openevolve(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         points = recorder.points
         if not points or points[-1].metric_calls != ctx.meter.calls or points[-1].params != final:
             points.append(ProgramPoint(int(oe.database.last_iteration), ctx.meter.calls, final))
+        usable_children = ctx.evaluations - ctx.seed_evaluations
         details = {"programs": len(oe.database.programs), "evaluations": ctx.evaluations,
                    "distinct_evaluated_programs": len(ctx.scores_by_text),
                    "iterations": int(oe.database.last_iteration), "refused_evaluations": ctx.refused,
                    "skipped_llm_calls": ctx.skipped_llm_calls,
-                   "llm_calls": llm_calls.requests()}
+                   "llm_calls": llm_calls.requests(),
+                   "proposals": ctx.proposals, "unused_calls": budget - ctx.meter.calls,
+                   "usable_children": usable_children,
+                   "candidate_iterations": outcome.successful_iterations}
+        if settings.cascade:
+            details["stage2_evaluations"] = ctx.stage2_evaluations
         if run_dir is not None:
             (workdir / "summary.json").write_text(json.dumps({"final_params": final,
                                                               "metric_calls": ctx.meter.calls, **details}, indent=1))
-    stop = "max_metric_calls" if ctx.budget_spent() else "max_iterations"
+    if usable_children == 0:
+        stop = _no_usable_child(outcome)
+    else:
+        stop = "max_metric_calls" if ctx.budget_spent() else "max_iterations"
     return MethodResult("openevolve", seed, final, tuple(points), ctx.meter.calls, budget, stop, details)
 
 
