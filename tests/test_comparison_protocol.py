@@ -27,7 +27,7 @@ from polca_nb.baselines.gepa_adapter import GepaSettings, gepa_iteration_cost
 from polca_nb.baselines.registry import default_config, run_baseline
 from polca_nb.budget import Budget
 from polca_nb.llm.base import ScriptedLLM
-from polca_nb.methods import METHODS, get_method
+from polca_nb.methods import get_method
 from polca_nb.runner import PolcaConfig, Problem
 from polca_nb.state import derived_rng
 from polca_nb.types import SEED_BOUND, Evaluation, Example

@@ -261,3 +261,38 @@ def test_simulated_data_summary_recommends_the_most_needed_skills():
     assert reply.startswith("[[ ## observations ## ]]")
     assert reply.index("Always include 'steps'") < reply.index("Always include 'cite'")
     assert "units" in reply  # third most named; top_recommendations is 3
+
+
+def test_an_error_raised_inside_gepa_ends_the_run_as_a_reported_failure(monkeypatch):
+    # gepa 0.1.4's merge proposer can raise (random.choices over all-zero ancestor scores, seen on the
+    # testbed); dspy.GEPA runs GEPA with raise_on_exception=True, so compile() aborts. The result is
+    # GEPA's choice after its last completed iteration. Simulated here by a proposer that raises later.
+    from gepa.proposer.reflective_mutation.reflective_mutation import ReflectiveMutationProposer
+
+    real = ReflectiveMutationProposer.propose
+    calls = []
+
+    def flaky(self, state):
+        calls.append(1)
+        if len(calls) > 2:
+            raise ValueError("Total of weights must be greater than zero")
+        return real(self, state)
+
+    monkeypatch.setattr(ReflectiveMutationProposer, "propose", flaky)
+    result, evaluator, _ = run("dspy-gepa", 200)
+    assert result.stop_reason.startswith("failed: ValueError: Total of weights")
+    assert "gepa/" in result.stop_reason
+    assert KEY in result.final_params["instructions"]  # accepted in its first iteration
+    assert_accounting(result, evaluator, 200)
+
+
+def test_a_bug_in_our_evaluator_is_raised_not_scored_zero_by_dspy():
+    # DSPy scores an Exception inside a program run as a failure and goes on; the harness must not let
+    # it hide a broken evaluator.
+    def broken(params, example, seed):
+        raise ZeroDivisionError("broken evaluator")
+
+    problem = keyword_problem(broken, n_train=8, n_val=8)
+    for method in ("dspy-gepa", "dspy-mipro"):
+        with pytest.raises(ZeroDivisionError, match="broken evaluator"):
+            run_dspy(method, problem, scripted(), budget=80, seed=0)

@@ -35,6 +35,7 @@ import logging
 import os
 import re
 import threading
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -61,6 +62,11 @@ OUTPUT_FIELD = "response"
 class BudgetStop(BaseException):
     """The meter refused a metric call. A BaseException because DSPy scores an `Exception` inside a
     program run as a failure and keeps going (spending LM calls); this one aborts `compile()`."""
+
+
+class _EvaluatorError(BaseException):
+    """Carries an exception the problem's evaluator raised past DSPy (which would score it 0 and go on);
+    `run_dspy` re-raises the original."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,8 @@ class _Harness:
             return self.meter.evaluate(params, example)
         except BudgetExhausted as exc:
             raise BudgetStop(str(exc)) from exc
+        except Exception as exc:
+            raise _EvaluatorError() from exc
 
     def dspy_example(self, example: Example) -> Any:
         import dspy
@@ -457,18 +465,27 @@ def _callback_base() -> type:
     return Callback
 
 
-def _is_parse_error(exc: BaseException) -> bool:
+def _peer_failure(exc: Exception) -> str:
+    """The stop reason of a run that DSPy (or GEPA under it) aborted by raising out of `compile()`, as it
+    would for any user; re-raises anything raised from our own code (a bug to see, not an outcome).
+
+    Two ends are known: DSPy cannot parse its LM's reply (AdapterParseError: the common end with a weak
+    local model), and gepa 0.1.4's merge proposer draws a common ancestor with all-zero weights
+    (ValueError from random.choices, which dspy.GEPA's raise_on_exception=True turns into an abort).
+    """
     from dspy.utils.exceptions import AdapterParseError
 
-    return isinstance(exc, AdapterParseError)
-
-
-def _parse_failure(exc: BaseException) -> str:
-    """The stop reason of a run DSPy aborted because it could not parse its own LM's reply (DSPy raises
-    out of `compile()` then, as it does for any user; with a weak local model this is the common end)."""
-    fields = getattr(exc, "signature", None)
-    wanted = ", ".join(fields.output_fields) if fields is not None else "its output fields"
-    return f"failed: DSPy could not parse its LM's reply (AdapterParseError; expected {wanted})"
+    if isinstance(exc, AdapterParseError):
+        fields = getattr(exc, "signature", None)
+        wanted = ", ".join(fields.output_fields) if fields is not None else "its output fields"
+        return f"failed: DSPy could not parse its LM's reply (AdapterParseError; expected {wanted})"
+    frames = [f.filename.replace("\\", "/") for f in traceback.extract_tb(exc.__traceback__)]
+    peer = [f for f in frames if "/dspy/" in f or "/gepa/" in f]
+    ours = Path(__file__).resolve().parents[1].as_posix()
+    if not peer or (frames and frames[-1].startswith(ours)):
+        raise exc
+    where = peer[-1].split("site-packages/")[-1]
+    return f"failed: {type(exc).__name__}: {exc} (raised in {where})"
 
 
 # --- the runs ------------------------------------------------------------------------------------------
@@ -545,16 +562,10 @@ def run_dspy(method: str, problem: Problem, llm: LLM, *, budget: int, seed: int 
     if not isinstance(budget, int) or budget < 1:
         raise ValueError(f"budget must be a positive int, got {budget!r}")
     check_dspy_version()
-    if method == "dspy-mipro":
-        mipro = settings if settings is not None else MiproSettings()
-        if not isinstance(mipro, MiproSettings):
-            raise TypeError(f"dspy-mipro takes MiproSettings, got {type(settings).__name__}")
-        result = _run_mipro(problem, llm, budget, seed, mipro, render_input)
-    else:
-        gepa_settings = settings if settings is not None else DspyGepaSettings()
-        if not isinstance(gepa_settings, DspyGepaSettings):
-            raise TypeError(f"dspy-gepa takes DspyGepaSettings, got {type(settings).__name__}")
-        result = _run_dspy_gepa(problem, llm, budget, seed, gepa_settings, render_input)
+    try:
+        result = _run(method, problem, llm, budget, seed, settings, render_input)
+    except _EvaluatorError as wrapped:
+        raise wrapped.__cause__ from None  # type: ignore[misc]
     if run_dir is not None:
         directory = Path(run_dir)
         directory.mkdir(parents=True, exist_ok=True)
@@ -563,6 +574,19 @@ def run_dspy(method: str, problem: Problem, llm: LLM, *, budget: int, seed: int 
                    **{k: v for k, v in result.details.items() if isinstance(v, (int, float, str, bool, dict))}}
         (directory / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     return result
+
+
+def _run(method: str, problem: Problem, llm: LLM, budget: int, seed: int,
+         settings: MiproSettings | DspyGepaSettings | None, render_input: InputRenderer) -> MethodResult:
+    if method == "dspy-mipro":
+        mipro = settings if settings is not None else MiproSettings()
+        if not isinstance(mipro, MiproSettings):
+            raise TypeError(f"dspy-mipro takes MiproSettings, got {type(settings).__name__}")
+        return _run_mipro(problem, llm, budget, seed, mipro, render_input)
+    gepa_settings = settings if settings is not None else DspyGepaSettings()
+    if not isinstance(gepa_settings, DspyGepaSettings):
+        raise TypeError(f"dspy-gepa takes DspyGepaSettings, got {type(settings).__name__}")
+    return _run_dspy_gepa(problem, llm, budget, seed, gepa_settings, render_input)
 
 
 def _finish(method: str, run: _Run, budget: int, seed: int, points: list[ProgramPoint], final: Params | None,
@@ -606,9 +630,7 @@ def _run_mipro(problem: Problem, llm: LLM, budget: int, seed: int, settings: Mip
     except BudgetStop as exc:
         stop_reason = f"max_metric_calls (refused a call that would overspend: {exc})"
     except Exception as exc:
-        if not _is_parse_error(exc):
-            raise
-        stop_reason = _parse_failure(exc)
+        stop_reason = _peer_failure(exc)
     finally:
         run.meter.close()
         llm_calls.stop()
@@ -658,9 +680,7 @@ def _run_dspy_gepa(problem: Problem, llm: LLM, budget: int, seed: int, settings:
     except BudgetStop as exc:
         stop_reason = f"max_metric_calls (refused a call that would overspend: {exc})"
     except Exception as exc:
-        if not _is_parse_error(exc):
-            raise
-        stop_reason = _parse_failure(exc)
+        stop_reason = _peer_failure(exc)
     finally:
         run.meter.close()
         llm_calls.stop()
