@@ -1,7 +1,8 @@
 """Every method at an equal metric-call budget on the short-answer task, several seeds, one table.
 
 Methods (default: all): polca, polca-vanilla, polca+epsnet, polca+summarizer, polca-ucb, sequential,
-best-of-n (our loop) and gepa, openevolve (the real packages through polca_nb.baselines). Prints per
+best-of-n (our loop) and gepa, openevolve, dspy-mipro, dspy-gepa (the real packages through
+polca_nb.baselines; DSPy's MIPROv2 and dspy.GEPA). Prints per
 method the final test score (mean +- s.e. over seeds), the metric calls the mean test score of its
 returned program needs to reach the best baseline's final mean, the POLCA / method ratios of final
 score and of calls to reach, and the metric calls, unused calls, proposals and LLM calls of each run.
