@@ -279,9 +279,12 @@ def test_bench_compare_script_runs_every_method_and_prints_the_table(monkeypatch
     for r in rows:  # unused calls, where a method reports them, are what the budget left
         if r["mean_unused_calls"] is not None:
             assert r["mean_unused_calls"] == pytest.approx(80 - r["mean_calls"])
+    # Every method, the peers included, reports its unused calls and the proposals its optimizer wrote.
+    assert all(r["mean_unused_calls"] is not None and r["mean_proposals"] is not None for r in rows)
     loop_and_gepa = [r for r in rows if r["method"] in METHODS or r["method"] == "gepa"]
-    assert all(r["mean_proposals"] > 0 and r["mean_unused_calls"] is not None for r in loop_and_gepa)
-    assert rows[0]["best_baseline"] in ("sequential", "best-of-n", "gepa", "openevolve")
+    assert all(r["mean_proposals"] > 0 for r in loop_and_gepa)
+    assert {"dspy-mipro", "dspy-gepa"} <= {r["method"] for r in rows}
+    assert rows[0]["best_baseline"] in ("sequential", "best-of-n", "gepa", "openevolve", "dspy-mipro", "dspy-gepa")
     for method in ALL_METHODS:
         assert method in printed
     assert "calls used" in printed and "final test score" in printed and "unused calls" in printed
