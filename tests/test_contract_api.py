@@ -413,6 +413,47 @@ def test_openevolve_llm_adapter_and_task_model(model):
     assert [b for b in bodies if system_text(b).startswith("You improve a text program")]
 
 
+def dspy_script() -> Callable[[ScriptRequest], str]:
+    """Short-answer task calls as in `short_answer_script`; DSPy's requests get their output fields filled
+    (ChatAdapter markers, or the JSON object dspy.GEPA's proposer asks for)."""
+    fallback = short_answer_script("")
+
+    def script(request):
+        system = request.system_text
+        if "Your output fields are:" not in system:
+            return fallback(request)
+        listed = system.split("Your output fields are:", 1)[1].split("All interactions", 1)[0]
+        fields = re.findall(r"`(\w+)`", listed)
+        values = {f: ("Reply with only the answer." if "instruction" in f else "Short factual questions.")
+                  for f in fields}
+        if "Outputs will be a JSON object" in system:
+            return json.dumps(values)
+        return "".join(f"[[ ## {k} ## ]]\n{v}\n\n" for k, v in values.items()) + "[[ ## completed ## ]]"
+
+    return script
+
+
+@pytest.mark.parametrize("method", ["dspy-mipro", "dspy-gepa"])
+@pytest.mark.parametrize("model", MODELS_UNDER_TEST[:2])
+def test_dspy_prompt_and_reflection_lms_and_task_model(model, method):
+    pytest.importorskip("dspy")
+    from polca_nb.baselines.dspy_adapter import MiproSettings, run_dspy
+    from polca_nb.benchmarks.short_answer import short_answer_problem
+
+    with MessagesAPIServer(script=dspy_script()) as api:
+        client = claude_client(api, model)
+        problem = short_answer_problem(client, n_train=4, n_test=2)
+        settings = MiproSettings(num_candidates=3, max_tokens=1024) if method == "dspy-mipro" else None
+        result = run_dspy(method, problem, client, budget=16, seed=0, settings=settings)
+        label = lambda b: (f"{method}: DSPy LM" if "Your output fields are:" in system_text(b)  # noqa: E731
+                           else f"{method}: task model (short answer)")
+        bodies = assert_contract(api, label, min_requests=5, client=client)
+    assert "failed" not in result.stop_reason and result.metric_calls <= 16
+    assert result.final_params == {"instructions": "Reply with only the answer."}
+    dspy_bodies = [b for b in bodies if "Your output fields are:" in system_text(b)]
+    assert len(dspy_bodies) == result.details["lm_calls"] >= 1
+
+
 # -- short real POLCA loops ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", MODELS_UNDER_TEST)
