@@ -296,3 +296,18 @@ def test_a_bug_in_our_evaluator_is_raised_not_scored_zero_by_dspy():
     for method in ("dspy-gepa", "dspy-mipro"):
         with pytest.raises(ZeroDivisionError, match="broken evaluator"):
             run_dspy(method, problem, scripted(), budget=80, seed=0)
+
+
+def test_engine_sends_messages_api_turns_only():
+    from dspy.lm15 import Config, Message, Request, TextPart
+
+    llm = scripted()
+    engine = PolcaEngine(llm, "proposer", 2, 64, 1.0)
+    request = Request(model="polca/optimizer", system="Be brief.",
+                      messages=(Message.developer([TextPart("Use JSON.")]), Message.user([TextPart("Hi")])),
+                      config=Config(max_tokens=500, temperature=0.3))
+    engine.complete(request)
+    (call,) = llm.calls
+    assert call["system"] == "Be brief.\n\nUse JSON." and call["messages"] == [{"role": "user", "content": "Hi"}]
+    assert call["max_tokens"] == 64 and call["temperature"] == 0.3  # capped by the run's max_tokens
+    assert call["sample_id"] == 2 * dspy_adapter.SAMPLE_ID_STRIDE

@@ -173,7 +173,11 @@ class PolcaEngine:
                                "inside the metered evaluator, so this call would bypass the budget")
         system = request.system if isinstance(request.system, str) or request.system is None else \
             "".join(getattr(p, "text", "") for p in request.system)
-        messages = [{"role": m.role, "content": m.text or ""} for m in request.messages]
+        # The Messages API takes user/assistant turns only: DSPy's system/developer turns join the system text.
+        extra = [m.text or "" for m in request.messages if m.role in ("system", "developer")]
+        system = "\n\n".join(t for t in [system or "", *extra] if t)
+        messages = [{"role": m.role, "content": m.text or ""} for m in request.messages
+                    if m.role not in ("system", "developer")]
         config = request.config
         max_tokens = min(config.max_tokens or self.max_tokens, self.max_tokens)
         temperature = self.temperature if config.temperature is None else float(config.temperature)
