@@ -1,11 +1,13 @@
-"""Peer optimizers (GEPA, OpenEvolve) and POLCA's loop baselines in one harness, one budget unit.
+"""Peer optimizers (GEPA, OpenEvolve, DSPy's MIPROv2 and dspy.GEPA) and POLCA's loop baselines in one
+harness, one budget unit.
 
     from polca_nb.baselines import run_baseline, program_curve
     result = run_baseline("gepa", problem, llm, budget=200, seed=0)
     curve = program_curve(result, score=lambda params: ...)
 
-`gepa` and `openevolve` are optional dependencies (the `baselines` extra); they are imported only when
-those methods run.
+`gepa`, `openevolve` and `dspy` are optional dependencies (the `baselines` extra); they are imported only
+when those methods run. `estimates.budget_warnings` says before a run which methods a budget leaves with
+fewer than a handful of search steps.
 """
 
 from .accounting import (
