@@ -25,18 +25,20 @@ versions outside OPENEVOLVE_TESTED_RANGE (the driver uses internals of `process_
 A run whose LLM never wrote a program that parsed and was evaluated returns the seed, as a reported
 outcome: stop_reason "no usable child: ..." and details["usable_children"] == 0 (OpenEvolve's own
 `OpenEvolve.run` raises EvolutionFailedError for the part of this it sees).
+
+The evaluation side (the run context, the scoring functions, the evaluation file's template) is in
+`openevolve_evaluation`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import math
 import re
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -44,9 +46,15 @@ import numpy as np
 from openevolve.llm.base import LLMInterface
 
 from ..llm.base import LLM, with_ledger
-from ..roles.templates import InputRenderer, default_input_text, truncate_middle
+from ..roles.templates import InputRenderer, default_input_text
 from ..runner import Problem
-from ..types import Example, Params
+from ..types import Params
+from .openevolve_evaluation import (
+    _ACTIVE,
+    EVALUATION_FILE,
+    _RunContext,
+    evaluate_registered,  # noqa: F401 - re-exported: tests import it from here
+)
 from .openevolve_runtime import (
     OPENEVOLVE_TESTED_RANGE,
     _GlobalStateGuard,
@@ -57,7 +65,7 @@ from .openevolve_runtime import (
     _thread_controller_class,
     check_openevolve_version,
 )
-from .accounting import OPTIMIZER_ROLES, BudgetExhausted, MeteredEvaluator, MethodResult, ProgramPoint
+from .accounting import OPTIMIZER_ROLES, MeteredEvaluator, MethodResult, ProgramPoint
 
 __all__ = ["OPENEVOLVE_TESTED_RANGE", "SAMPLE_ID_STRIDE", "OpenEvolveSettings", "check_openevolve_version",
            "parse_program", "program_text", "run_openevolve"]
@@ -67,7 +75,6 @@ SAMPLE_ID_STRIDE = 1_000_000
 
 _MODEL_PREFIX = "polca-llm:"
 _RUN_LOCK = threading.Lock()  # OpenEvolve keeps worker state in module globals: one run at a time
-_ACTIVE: dict[str, "_RunContext"] = {}
 
 SYSTEM_MESSAGE = (
     "You improve a text program: the instructions a language model follows to solve tasks. "
@@ -168,7 +175,7 @@ def _make_llm(model_cfg: Any):
 class _PolcaLLM(LLMInterface):
     """OpenEvolve's LLMInterface over our `LLM`: role "proposer", one sample_id per call."""
 
-    def __init__(self, ctx: "_RunContext") -> None:
+    def __init__(self, ctx: _RunContext) -> None:
         self.ctx = ctx
         self.model = ctx.key  # OpenEvolve logs vars(model)["model"]
         self.last_usage: dict[str, int] | None = None
@@ -192,205 +199,6 @@ class _PolcaLLM(LLMInterface):
         self.last_usage = {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens,
                            "total_tokens": reply.input_tokens + reply.output_tokens}
         return reply.text
-
-
-# -- the evaluation side ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Stage1:
-    """A program that passed cascade stage 1, waiting for stage 2 (keyed by its evaluated file)."""
-
-    text: str
-    params: Params
-    batch: list[Example]
-    evaluations: list[Any]
-    score: float
-    feedback: str
-
-
-@dataclass
-class _RunContext:
-    """Everything the evaluation file and the LLM hook of one run reach through `_ACTIVE[key]`.
-
-    The score table is written on OpenEvolve's evaluation threads and read on the driver: go
-    through `record_score` and `scores` (under `_lock`), not `scores_by_text` directly."""
-
-    key: str
-    seed: int
-    problem: Problem
-    llm: LLM
-    meter: MeteredEvaluator
-    settings: OpenEvolveSettings
-    render_input: InputRenderer
-    batch_rng: np.random.Generator
-    llm_call_index: Any = field(default_factory=itertools.count)
-    scores_by_text: dict[str, float] = field(default_factory=dict)
-    refused: int = 0
-    skipped_llm_calls: int = 0
-    proposals: int = 0            # LLM replies (each one child program OpenEvolve asked for)
-    evaluations: int = 0          # programs evaluated (seed included; a cascade counts once)
-    seed_evaluations: int = 0     # evaluations before evolution started (the seed's)
-    stage2_evaluations: int = 0   # programs that passed cascade stage 1 and were scored on the rest
-    stage1_passed: dict[str, _Stage1] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record_score(self, text: str, score: float, *, new_program: bool) -> None:
-        """Store `text`'s latest score; `new_program`: one more program evaluated."""
-        with self._lock:
-            self.scores_by_text[text] = score
-            self.evaluations += int(new_program)
-
-    def scores(self) -> dict[str, float]:
-        """A snapshot of the score table (safe while an evaluation thread is writing it)."""
-        with self._lock:
-            return dict(self.scores_by_text)
-
-    def hold_for_stage2(self, program_path: str, passed: _Stage1) -> None:
-        with self._lock:
-            self.stage1_passed[program_path] = passed
-
-    def take_stage1(self, program_path: str) -> _Stage1 | None:
-        with self._lock:
-            return self.stage1_passed.pop(program_path, None)
-
-    @property
-    def batch_size(self) -> int:
-        return min(self.settings.minibatch_size, len(self.problem.validation_examples))
-
-    def minibatch(self) -> list[Example]:
-        pool = list(self.problem.validation_examples)
-        if self.settings.minibatch_size >= len(pool):
-            return pool
-        return [pool[int(i)] for i in self.batch_rng.choice(len(pool), size=self.settings.minibatch_size,
-                                                             replace=False)]
-
-    def budget_spent(self) -> bool:
-        """True once the next evaluation could not be paid for.
-
-        The run is not stopped through OpenEvolve's shutdown event: that leaves finished iterations
-        uncollected, so programs that were evaluated (and paid for) would never reach the database and
-        could not be returned. Instead the remaining iterations end at once (empty LLM reply)."""
-        # The whole minibatch, also under the cascade: a child that passes stage 1 is then always
-        # affordable in stage 2 (iterations run one at a time).
-        return self.meter.remaining < self.batch_size
-
-
-def _read_program(ctx: _RunContext, program_path: str) -> tuple[str, Params | None]:
-    text = Path(program_path).read_text(encoding="utf-8")
-    return text, parse_program(text, list(ctx.problem.seed_params))
-
-
-def _failed(feedback: str):
-    """OpenEvolve's shape for a failed evaluation (no combined_score)."""
-    from openevolve.evaluation_result import EvaluationResult
-
-    return EvaluationResult(metrics={"error": 0.0}, artifacts={"feedback": feedback})
-
-
-def _lost_parameter(ctx: _RunContext):
-    return _failed(f"The program lost one of its parameters: {list(ctx.problem.seed_params)}. Nothing was run.")
-
-
-_REFUSED = "Not evaluated: the metric-call budget is spent."
-
-
-def _feedback(ctx: _RunContext, batch: Sequence[Example], evaluations: Sequence[Any]) -> str:
-    failures = [(ex, e) for ex, e in zip(batch, evaluations) if e.score < (ctx.problem.score_range or (0, 1))[1]]
-    shown = failures[: ctx.settings.max_feedback_examples]
-    limit = ctx.settings.feedback_chars
-    feedback = "\n\n".join(
-        f"Input: {truncate_middle(ctx.render_input(ex), limit)}\nOutput: {truncate_middle(e.output, limit)}\n"
-        f"Score: {e.score:.4g}\nFeedback: {truncate_middle(e.feedback, limit)}"
-        for ex, e in shown) or "Every example in this minibatch got the top score."
-    return f"{len(failures)} of {len(batch)} examples below the top score.\n" + feedback
-
-
-def _scored(score: float, feedback: str):
-    from openevolve.evaluation_result import EvaluationResult
-
-    return EvaluationResult(metrics={"combined_score": score}, artifacts={"feedback": feedback})
-
-
-def evaluate_registered(key: str, program_path: str):
-    """The evaluation file's `evaluate`: score the evolved text on one minibatch."""
-    ctx = _ACTIVE[key]
-    text, params = _read_program(ctx, program_path)
-    if params is None:
-        return _lost_parameter(ctx)
-    batch = ctx.minibatch()
-    try:
-        evaluations = ctx.meter.evaluate_batch(params, batch)
-    except BudgetExhausted:
-        ctx.refused += 1
-        return _failed(_REFUSED)  # nothing was spent
-    score = float(np.mean([e.score for e in evaluations]))
-    ctx.record_score(text, score, new_program=True)
-    return _scored(score, _feedback(ctx, batch, evaluations))
-
-
-def evaluate_stage1_registered(key: str, program_path: str):
-    """The evaluation file's `evaluate_stage1` (cascade on): score the text on the first
-    cascade_stage1_examples examples of a fresh minibatch; keep the rest for stage 2 if it passes."""
-    ctx = _ACTIVE[key]
-    text, params = _read_program(ctx, program_path)
-    if params is None:
-        return _lost_parameter(ctx)
-    batch = ctx.minibatch()
-    first = batch[: ctx.settings.cascade_stage1_examples]
-    try:
-        evaluations = ctx.meter.evaluate_batch(params, first)
-    except BudgetExhausted:
-        ctx.refused += 1
-        return _failed(_REFUSED)
-    score = float(np.mean([e.score for e in evaluations]))
-    ctx.record_score(text, score, new_program=True)
-    feedback = _feedback(ctx, first, evaluations)
-    # The comparison OpenEvolve's Evaluator makes (`_passes_threshold` on combined_score): exactly the
-    # programs it sends to stage 2 wait here.
-    if score >= float(ctx.settings.cascade_threshold):  # type: ignore[arg-type]  # cascade on: not None
-        ctx.hold_for_stage2(program_path, _Stage1(text, params, batch, list(evaluations), score, feedback))
-    return _scored(score, feedback)
-
-
-def evaluate_stage2_registered(key: str, program_path: str):
-    """The evaluation file's `evaluate_stage2`: score a stage-1 pass on the rest of its minibatch; its
-    combined_score (which replaces stage 1's in OpenEvolve's merge) is the whole minibatch's mean."""
-    ctx = _ACTIVE[key]
-    passed = ctx.take_stage1(program_path)
-    if passed is None:
-        return _failed("Stage 2 without a stage-1 pass: nothing was run.")  # stage 1's score stands
-    rest = passed.batch[len(passed.evaluations):]
-    try:
-        evaluations = passed.evaluations + ctx.meter.evaluate_batch(passed.params, rest)
-    except BudgetExhausted:
-        ctx.refused += 1
-        return _scored(passed.score, passed.feedback + "\n\nStage 2 not evaluated: the metric-call budget is spent.")
-    score = float(np.mean([e.score for e in evaluations]))
-    ctx.record_score(passed.text, score, new_program=False)
-    ctx.stage2_evaluations += 1  # only OpenEvolve's one evaluation thread at a time runs stage 2
-    return _scored(score, _feedback(ctx, passed.batch, evaluations))
-
-
-EVALUATION_FILE = '''"""Generated by polca_nb.baselines.openevolve_adapter for one run; safe to delete."""
-from polca_nb.baselines.openevolve_adapter import (
-    evaluate_registered,
-    evaluate_stage1_registered,
-    evaluate_stage2_registered,
-)
-
-
-def evaluate(program_path):
-    return evaluate_registered({key!r}, program_path)
-
-
-# OpenEvolve's cascade calls these instead of `evaluate` when config.evaluator.cascade_evaluation is on.
-def evaluate_stage1(program_path):
-    return evaluate_stage1_registered({key!r}, program_path)
-
-
-def evaluate_stage2(program_path):
-    return evaluate_stage2_registered({key!r}, program_path)
-'''
 
 
 # -- the driver ------------------------------------------------------------------------------------
