@@ -31,25 +31,13 @@ from polca_nb.methods import get_method
 from polca_nb.runner import PolcaConfig, Problem
 from polca_nb.state import derived_rng
 from polca_nb.types import SEED_BOUND, Evaluation, Example
+from test_baselines_compare import KEY, LengthEmbedder, keyword_evaluator
 
-KEY = "ONE-WORD"
-
-
-def keyword_evaluator(params, example, seed):
-    ok = KEY in params["instructions"]
-    return Evaluation(float(ok), "Correct." if ok else f"Say only '{example.data}'.", example.data)
 
 
 def problem(n_train: int = 10, n_test: int = 4, evaluator=keyword_evaluator) -> Problem:
     return Problem("keyword", {"instructions": "Answer."}, [Example(f"t{i}", f"a{i}") for i in range(n_train)],
                    evaluator, testset=[Example(f"x{i}", f"b{i}") for i in range(n_test)])
-
-
-class LengthEmbedder:
-    name = "length"
-
-    def embed(self, texts):
-        return np.array([[len(t) / 10.0] for t in texts])
 
 
 # -- one test protocol --------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from .dspy_mipro import (MiproPlan, MiproSettings, _budgeted_mipro_class, _callb
 from .dspy_program import (DSPY_METHODS, DSPY_TESTED, SAMPLE_ID_STRIDE, BudgetStop, PolcaEngine, _check_temperature,
                            _EvaluatorError, _Harness, _make_program_class, _peer_failure, _quiet_dspy,
                            check_dspy_version, gepa_metric, mipro_metric, polca_lm)
+
 
 @dataclass(frozen=True)
 class DspyGepaSettings:
@@ -150,6 +151,34 @@ def _finish(method: str, run: _Run, budget: int, seed: int, points: list[Program
                          "lm_requests_by_output": dict(run.engine.requests_by_output)})
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """How a `compile()` ended: None when it returned, else the stop reason; its LLM calls and DSPy's output."""
+
+    stop_reason: str | None
+    llm_calls: Mapping[str, int]
+    console_tail: str
+
+
+def _compile(run: _Run, compile: Callable[[], None]) -> _Outcome:
+    """Run one DSPy `compile()` with DSPy kept quiet and the optimizer's LLM calls tracked; the meter is closed
+    after. A refused metric call or a failure inside DSPy/GEPA becomes the stop reason (`_peer_failure`)."""
+    llm_calls = run.llm.ledger.track(roles=OPTIMIZER_ROLES)
+    quiet = _quiet_dspy()
+    stop_reason = None
+    try:
+        with quiet:
+            compile()
+    except BudgetStop as exc:
+        stop_reason = f"max_metric_calls (refused a call that would overspend: {exc})"
+    except Exception as exc:
+        stop_reason = _peer_failure(exc)
+    finally:
+        run.meter.close()
+        llm_calls.stop()
+    return _Outcome(stop_reason, llm_calls.requests(), quiet.tail())
+
+
 def _run_mipro(problem: Problem, llm: LLM, budget: int, seed: int, settings: MiproSettings,
                render_input: InputRenderer) -> MethodResult:
     import dspy
@@ -166,32 +195,22 @@ def _run_mipro(problem: Problem, llm: LLM, budget: int, seed: int, settings: Mip
         num_candidates=settings.num_candidates, max_bootstrapped_demos=0, max_labeled_demos=0, num_threads=1,
         seed=seed, init_temperature=settings.init_temperature, verbose=False, track_stats=True,
         trials_for=lambda remaining: mipro_trials_for(remaining, n_val=n_val, settings=settings), meter=run.meter)
-    stop_reason = "trials done"
-    llm_calls = run.llm.ledger.track(roles=OPTIMIZER_ROLES)
-    quiet = _quiet_dspy()
-    try:
-        with quiet, dspy.context(lm=task_lm, callbacks=[recorder]):
+    def compile() -> None:
+        with dspy.context(lm=task_lm, callbacks=[recorder]):
             optimizer.compile(run.program, trainset=run.trainset, valset=run.valset, num_trials=plan.num_trials,
                               minibatch=plan.minibatch, minibatch_size=plan.minibatch_size,
                               minibatch_full_eval_steps=settings.minibatch_full_eval_steps,
                               program_aware_proposer=False, data_aware_proposer=settings.data_aware_proposer,
                               tip_aware_proposer=settings.tip_aware_proposer,
                               fewshot_aware_proposer=settings.fewshot_aware_proposer)
-    except BudgetStop as exc:
-        stop_reason = f"max_metric_calls (refused a call that would overspend: {exc})"
-    except Exception as exc:
-        stop_reason = _peer_failure(exc)
-    finally:
-        run.meter.close()
-        llm_calls.stop()
-    proposals = run.engine.requests_by_output.get("proposed_instruction", 0)
-    if stop_reason == "trials done":
-        stop_reason = (f"trials done ({optimizer.trials_run} trials, as many as the calls left after "
-                       "bootstrapping pay for)")
+
+    outcome = _compile(run, compile)
+    stop_reason = outcome.stop_reason or (f"trials done ({optimizer.trials_run} trials, as many as the calls "
+                                          "left after bootstrapping pay for)")
     details = {"trials": optimizer.trials_run, "planned_trials": plan.num_trials, "minibatch": plan.minibatch,
-               "worst_case_calls": plan.worst_case_calls,
-               "full_evaluations": recorder.full_evals, "proposals": proposals,
-               "lm_calls": run.engine.calls, "llm_calls": llm_calls.requests(), "console_tail": quiet.tail()}
+               "worst_case_calls": plan.worst_case_calls, "full_evaluations": recorder.full_evals,
+               "proposals": run.engine.requests_by_output.get("proposed_instruction", 0),
+               "lm_calls": run.engine.calls, "llm_calls": outcome.llm_calls, "console_tail": outcome.console_tail}
     return _finish("dspy-mipro", run, budget, seed, recorder.points, recorder.returned(), stop_reason, details,
                    problem.seed_params)
 
@@ -200,16 +219,15 @@ def _run_dspy_gepa(problem: Problem, llm: LLM, budget: int, seed: int, settings:
                    render_input: InputRenderer) -> MethodResult:
     import dspy
 
-    from .gepa_adapter import BudgetAwareStopper, gepa_iteration_cost
+    from .gepa_adapter import BudgetAwareStopper, GepaRecorder, check_gepa_budget, gepa_iteration_cost
 
     n_val, n_train = len(problem.validation_examples), len(problem.trainset)
     iteration_cost = gepa_iteration_cost(n_val, settings.reflection_minibatch_size, n_train, settings.use_merge)
-    if budget < n_val + iteration_cost:
-        raise ValueError(f"budget {budget} is too small for dspy.GEPA: the seed's validation pass takes {n_val} "
-                         f"calls and one iteration up to {iteration_cost} more")
+    check_gepa_budget(budget, n_val, iteration_cost, "dspy.GEPA")
     run = _setup(problem, llm, budget, seed, settings.max_tokens, settings.temperature, render_input)
     reflection_lm = polca_lm(run.engine)
-    recorder = _GepaRecorder(run.meter, run.program)
+    # GEPA's components are the program's predictor attributes; the result speaks parameter names.
+    recorder = GepaRecorder(run.meter, {attr: name for name, attr in run.program._attrs.items()})
     stopper = BudgetAwareStopper(run.meter, iteration_cost)
     perfect = problem.score_range[1] if problem.score_range is not None else 1.0
     optimizer = dspy.GEPA(metric=gepa_metric, max_metric_calls=budget, reflection_lm=reflection_lm,
@@ -219,73 +237,18 @@ def _run_dspy_gepa(problem: Problem, llm: LLM, budget: int, seed: int, settings:
                           max_merge_invocations=settings.max_merge_invocations, num_threads=1,
                           perfect_score=perfect, seed=seed, track_stats=False,
                           gepa_kwargs={"stop_callbacks": [stopper], "callbacks": [recorder]})
-    stop_reason = "max_metric_calls"
-    llm_calls = run.llm.ledger.track(roles=OPTIMIZER_ROLES)
-    quiet = _quiet_dspy()
-    try:
-        with quiet, dspy.context(lm=None):
+    def compile() -> None:
+        with dspy.context(lm=None):
             optimizer.compile(run.program, trainset=run.trainset, valset=run.valset)
-        if stopper.stopped:
-            stop_reason = stopper.reason
-    except BudgetStop as exc:
-        stop_reason = f"max_metric_calls (refused a call that would overspend: {exc})"
-    except Exception as exc:
-        stop_reason = _peer_failure(exc)
-    finally:
-        run.meter.close()
-        llm_calls.stop()
+
+    outcome = _compile(run, compile)
+    stop_reason = outcome.stop_reason or (stopper.reason if stopper.stopped else "max_metric_calls")
     state = recorder.state
     details = {"iterations": recorder.iteration, "candidates": len(state.program_candidates) if state else 0,
                "accepted": recorder.accepted, "proposals": run.engine.calls,
-               "lm_calls": run.engine.calls, "llm_calls": llm_calls.requests(), "console_tail": quiet.tail()}
+               "lm_calls": run.engine.calls, "llm_calls": outcome.llm_calls, "console_tail": outcome.console_tail}
     return _finish("dspy-gepa", run, budget, seed, recorder.points, recorder.returned(), stop_reason, details,
                    problem.seed_params)
-
-
-class _GepaRecorder:
-    """GEPA callback (GEPA's engine under dspy.GEPA): the returned program after every iteration."""
-
-    def __init__(self, meter: MeteredEvaluator, program: Any) -> None:
-        self.meter = meter
-        self.names: Mapping[str, str] = {attr: name for name, attr in program._attrs.items()}
-        self.state: Any = None
-        self.points: list[ProgramPoint] = []
-        self.accepted = 0
-
-    @property
-    def iteration(self) -> int:
-        return int(self.state.i) + 1 if self.state is not None else 0
-
-    def returned(self) -> Params | None:
-        from gepa.core.result import GEPAResult
-
-        if self.state is None or not self.state.program_candidates:
-            return None
-        result = GEPAResult.from_state(self.state)
-        best = result.candidates[result.best_idx]
-        return {self.names.get(k, k): v for k, v in best.items()}
-
-    def _record(self, iteration: int) -> None:
-        params = self.returned()
-        if params is None:
-            return
-        point = ProgramPoint(iteration, self.meter.calls, params)
-        if self.points and (self.points[-1].metric_calls, self.points[-1].params) == (point.metric_calls, params):
-            self.points[-1] = point
-        else:
-            self.points.append(point)
-
-    def on_iteration_start(self, event: Mapping[str, Any]) -> None:
-        if self.state is None:
-            self.state = event["state"]
-            self._record(0)  # the seed, after its validation pass
-
-    def on_iteration_end(self, event: Mapping[str, Any]) -> None:
-        self.state = event["state"]
-        self._record(self.iteration)
-
-    def on_candidate_accepted(self, event: Mapping[str, Any]) -> None:
-        self.accepted += 1
 
 
 __all__ = [

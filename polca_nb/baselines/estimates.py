@@ -84,11 +84,18 @@ def _loop_estimator(name: str) -> StepEstimator:
 def gepa_steps(problem: Problem, budget: int, *, base_config: PolcaConfig | None = None,
                settings: Any = None) -> int:
     """GEPA iterations (one proposal each) after the seed's validation pass, each at its worst-case cost."""
-    from .gepa_adapter import GepaSettings, gepa_iteration_cost
+    from .gepa_adapter import GepaSettings
 
-    s = settings or GepaSettings()
+    return _gepa_engine_steps(problem, budget, settings or GepaSettings())
+
+
+def _gepa_engine_steps(problem: Problem, budget: int, settings: Any) -> int:
+    """Iterations of GEPA's engine (GEPA or dspy.GEPA settings) after the seed's validation pass, at worst case."""
+    from .gepa_adapter import gepa_iteration_cost
+
     n_val = len(problem.validation_examples)
-    cost = gepa_iteration_cost(n_val, s.reflection_minibatch_size, max(1, len(problem.trainset)), s.use_merge)
+    cost = gepa_iteration_cost(n_val, settings.reflection_minibatch_size, max(1, len(problem.trainset)),
+                               settings.use_merge)
     return max(0, (budget - n_val) // cost)
 
 
@@ -107,12 +114,8 @@ def dspy_gepa_steps(problem: Problem, budget: int, *, base_config: PolcaConfig |
                     settings: Any = None) -> int:
     """dspy.GEPA iterations after the seed's validation pass, each at GEPA's worst-case cost (merge included)."""
     from .dspy_adapter import DspyGepaSettings
-    from .gepa_adapter import gepa_iteration_cost
 
-    s = settings or DspyGepaSettings()
-    n_val = len(problem.validation_examples)
-    cost = gepa_iteration_cost(n_val, s.reflection_minibatch_size, max(1, len(problem.trainset)), s.use_merge)
-    return max(0, (budget - n_val) // cost)
+    return _gepa_engine_steps(problem, budget, settings or DspyGepaSettings())
 
 
 def mipro_steps(problem: Problem, budget: int, *, base_config: PolcaConfig | None = None,

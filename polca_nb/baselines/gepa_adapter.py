@@ -54,6 +54,13 @@ def gepa_iteration_cost(valset_size: int, reflection_minibatch_size: int, trains
     return max(reflective, merge) if use_merge else reflective
 
 
+def check_gepa_budget(budget: int, valset_size: int, iteration_cost: int, optimizer: str) -> None:
+    """ValueError unless `budget` pays for the seed's validation pass and one worst-case iteration."""
+    if budget < valset_size + iteration_cost:
+        raise ValueError(f"budget {budget} is too small for {optimizer}: the seed's validation pass takes "
+                         f"{valset_size} calls and one iteration up to {iteration_cost} more")
+
+
 class HasRemaining(Protocol):
     """Anything that knows how many metric calls are left (a `MeteredEvaluator`, dspy.GEPA's meter, ...)."""
 
@@ -176,11 +183,16 @@ class ProblemAdapter:
         return {name: records for name in components_to_update}
 
 
-class _Recorder:
-    """GEPA callback: keeps the live state and the returned program after every iteration."""
+class GepaRecorder:
+    """GEPA callback: keeps the live state and the returned program after every iteration.
 
-    def __init__(self, meter: MeteredEvaluator) -> None:
+    `names` maps GEPA's component names to the problem's parameter names where they differ (dspy.GEPA's
+    components are predictor attributes); unmapped names are kept.
+    """
+
+    def __init__(self, meter: MeteredEvaluator, names: Mapping[str, str] | None = None) -> None:
         self.meter = meter
+        self.names: Mapping[str, str] = dict(names or {})
         self.state: Any = None
         self.points: list[ProgramPoint] = []
         self.accepted = 0
@@ -191,7 +203,7 @@ class _Recorder:
         if self.state is None or not self.state.program_candidates:
             return None
         result = GEPAResult.from_state(self.state)
-        return dict(result.candidates[result.best_idx])
+        return {self.names.get(k, k): v for k, v in result.candidates[result.best_idx].items()}
 
     def _record(self, iteration: int) -> None:
         params = self.returned()
@@ -251,9 +263,7 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         raise ValueError(f"budget must be a positive int, got {budget!r}")
     iteration_cost = gepa_iteration_cost(len(valset), settings.reflection_minibatch_size, len(trainset),
                                          settings.use_merge)
-    if budget < len(valset) + iteration_cost:
-        raise ValueError(f"budget {budget} is too small for GEPA: the seed's validation pass takes "
-                         f"{len(valset)} calls and one iteration up to {iteration_cost} more")
+    check_gepa_budget(budget, len(valset), iteration_cost, "GEPA")
     directory = None
     if run_dir is not None:
         directory = Path(run_dir)
@@ -265,7 +275,7 @@ def run_gepa(problem: Problem, llm: LLM, *, budget: int, seed: int = 0,
         perfect = problem.score_range[1] if problem.score_range is not None else 1.0
 
     meter = MeteredEvaluator(problem.evaluator, budget, np.random.default_rng(seed))
-    recorder = _Recorder(meter)
+    recorder = GepaRecorder(meter)
     stopper = BudgetAwareStopper(meter, iteration_cost)
     stop_reason = "GEPA's own stopper (run_dir/gepa.stop or max_metric_calls)"
     llm = with_ledger(llm)
