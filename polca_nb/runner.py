@@ -35,6 +35,7 @@ from .search import (
     validate,
 )
 from .events import Listener
+from .lineage import save_lineage
 from .spend import RunSpend
 from .stoppers import Stopper, first_stop
 from .state import (
@@ -286,7 +287,8 @@ def polca(
         spend.save()
         if bar is not None:
             bar.close()
-    return _result(state, spent, stop_reason, reevaluated, log_, config, embedder_name, usd=spend.by_role())
+    return save_lineage(_result(state, spent, stop_reason, reevaluated, log_, config, embedder_name,
+                                usd=spend.by_role()))
 
 
 def _confirm_cost(problem: Problem, proposer: Proposer, config: PolcaConfig, *, llm: Any, summarizer: Any,
