@@ -224,7 +224,8 @@ _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em 2em;color:#1d2330;background:#fff}
 h1{font-size:1.35em;margin:0 0 .3em}
 .meta{color:#5b6475}.legend span{margin-right:1em}
-details{margin:.1em 0}details>summary{cursor:pointer;list-style:none;padding:.1em .3em;border-radius:4px}
+details{margin:.1em 0}details>summary{cursor:pointer;list-style:none;padding:.1em .3em;border-radius:4px;
+white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 details>summary::-webkit-details-marker{display:none}
 details>summary::before{content:"▸";display:inline-block;width:1em;color:#8a93a5}
 details[open]>summary::before{content:"▾"}
@@ -243,7 +244,7 @@ summary:hover{background:#f1f4f9}
 .info .label{color:#5b6475;font-size:.85em;margin:.2em 0}
 .info blockquote{margin:.1em 0 .5em;padding:.3em .6em;border-left:3px solid #b9c3d6;white-space:pre-wrap}
 .info pre{margin:.1em 0;white-space:pre-wrap;word-break:break-word;font-size:.85em;max-height:24em;overflow:auto}
-.infobox>summary{color:#5b6475;font-size:.85em}
+.infobox>summary{color:#8a93a5;font-size:.8em;padding:0 .3em}
 """
 _FLAT_DEPTH = 16  # deeper nodes stop indenting (their "gen" label still tells the depth)
 
