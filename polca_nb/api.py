@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from .budget import Budget
 from .events import Listener
 from .problem import PolcaConfig, Problem
+from .progress import ProgressMode
 from .protocols import Embedder, Executor, Proposer, Summarizer
 from .state import RunResult
 from .stoppers import Stopper
@@ -37,7 +38,7 @@ def optimize(
     confirm: Callable[[Any], bool] | None = None,
     listeners: Sequence[Listener] = (),
     stoppers: Sequence[Stopper] = (),
-    progress: bool = True,
+    progress: ProgressMode = True,
 ) -> RunResult:
     """Run POLCA on `problem` and return its RunResult.
 

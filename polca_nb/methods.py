@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from .memory import best_by_mean
+from .progress import ProgressMode
 from .protocols import Embedder, Executor, Proposer, Summarizer
 from .runner import IterationStats, PolcaConfig, Problem, RunResult, polca
 from .types import Candidate
@@ -83,7 +84,7 @@ def run_method(
     seed: int = 0,
     run_dir: str | Path | None = None,
     executor: Executor | int | None = None,
-    progress: bool = True,
+    progress: ProgressMode = True,
     extra_log: Callable[[], dict[str, Any]] | None = None,
     llm: Any = None,
 ) -> RunResult:

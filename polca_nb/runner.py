@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .budget import Budget, Spent, exhausted, remaining_metric_calls
+from .budget import Spent, exhausted, remaining_metric_calls
 from .errors import BudgetExhausted, FatalError
 from .memory import best_by_mean, make_priority, pop_top_k, push
 from .problem import PolcaConfig, Problem, ReevaluationSet, problem_fingerprint, reevaluation_examples
@@ -36,6 +36,7 @@ from .search import (
 )
 from .events import Listener
 from .lineage import save_lineage
+from .progress import ProgressMode, ProgressView, progress_view, start_progress, tallied_warnings
 from .spend import RunSpend
 from .stoppers import Stopper, first_stop
 from .state import (
@@ -182,7 +183,7 @@ def polca(
     seed: int = 0,
     run_dir: str | Path | None = None,
     executor: Executor | int | None = None,
-    progress: bool = True,
+    progress: ProgressMode = True,
     on_iteration: Callable[[SearchState], None] | None = None,
     extra_log: Callable[[], dict[str, Any]] | None = None,
     llm: Any = None,
@@ -200,6 +201,9 @@ def polca(
     one dry iteration through `llm`) before anything runs; False raises `preview.RunRefused`.
     `listeners` hear every event as it is logged (`polca_nb.events`); `stoppers` (`polca_nb.stoppers`)
     end the run after an iteration on what it found, their reason being the stop reason.
+    `progress` (`polca_nb.progress`): True shows a live dashboard in notebooks and a tqdm bar elsewhere.
+    The package's warnings during the run are tallied by reason (`RunResult.warnings`) and logged once
+    at the end instead of one line each.
     """
     config.validated(problem)
     if config.eps > 0 and embedder is None:
@@ -235,60 +239,69 @@ def polca(
         if not log_.events:
             log_.emit({"type": "start", **meta, "seed_params": dict(problem.seed_params)})
 
-    bar = _progress_bar(config.budget, state, enabled=progress)
-    # A resumed run that a stopper had ended stays ended; a fresh run makes at least one iteration.
-    stop_reason = exhausted(config.budget, state.spent) or (
-        first_stop(stoppers, state) if stoppers and state.history else None)
-    spend.install()
-    try:
-        while stop_reason is None:
-            started = time.perf_counter()
-            new_state = iterate(state, problem, config, proposer=proposer, embedder=embedder,
-                                summarizer=summarizer if config.use_summarizer else None, log_=log_,
-                                executor=exec_)
-            if new_state is None:
-                stop_reason = "max_metric_calls"
-                break
-            new_state.spent = new_state.spent.add(seconds=time.perf_counter() - started)
-            before, state = state, new_state
-            if log_.directory is not None:
-                payload = {"meta": meta, "state": state.to_checkpoint()}
-                if extra_log is not None:
-                    payload["extra"] = extra_log()
-                log_.save_checkpoint(payload)
-                spend.save()
-            if on_iteration is not None:
-                on_iteration(state)
-            _advance(bar, config.budget, before, state)
-            stop_reason = exhausted(config.budget, state.spent)
-            if stop_reason is None and stoppers:
-                stop_reason = first_stop(stoppers, state)
-                if stop_reason is not None:
-                    log_.emit({"type": "stopped", "reason": stop_reason, "step": state.iteration})
-        reevaluated, spent = final_reevaluation(state, problem, config, seed=seed, log_=log_, executor=exec_)
-    except BudgetExhausted as exc:
-        # A clean stop before the call that could pass a USD limit. As after a kill, the last
-        # checkpoint is the state; the events since then replay (their LLM replies are cached, so
-        # a resumed run with a larger budget pays for none of them again).
-        stop_reason, reevaluated, spent = exc.limit, (), state.spent
-        log_.emit({"type": "stopped", "reason": exc.limit, "message": str(exc), "step": state.iteration,
-                   "usd": spend.by_role()})
-    except FatalError as exc:
-        # Nothing is saved here: the last checkpoint stays the state to resume from, and the events
-        # logged since then become its replay table (this "stopped" event is not replayed).
-        error = f"{type(exc).__name__}: {exc}"
-        log_.emit({"type": "stopped", "reason": "fatal_error", "error": error, "step": state.iteration})
-        partial = _result(state, state.spent, "fatal_error", (), log_, config, embedder_name, error=error,
-                          usd=spend.by_role())
-        exc.result = partial  # type: ignore[attr-defined]
-        raise
-    finally:
-        spend.remove()
-        spend.save()
-        if bar is not None:
-            bar.close()
+    with tallied_warnings(f"POLCA run ({problem.name}, seed {seed})") as tally:
+        def view(current: SearchState, reason: str | None = None) -> ProgressView:
+            usd = spend.by_role()
+            return progress_view(current, config.budget, usd=None if usd is None else sum(usd.values()),
+                                 warnings=dict(tally.counts), stop_reason=reason)
+
+        display = start_progress(progress, view(state))
+        # A resumed run that a stopper had ended stays ended; a fresh run makes at least one iteration.
+        stop_reason = exhausted(config.budget, state.spent) or (
+            first_stop(stoppers, state) if stoppers and state.history else None)
+        spend.install()
+        try:
+            while stop_reason is None:
+                started = time.perf_counter()
+                new_state = iterate(state, problem, config, proposer=proposer, embedder=embedder,
+                                    summarizer=summarizer if config.use_summarizer else None, log_=log_,
+                                    executor=exec_)
+                if new_state is None:
+                    stop_reason = "max_metric_calls"
+                    break
+                new_state.spent = new_state.spent.add(seconds=time.perf_counter() - started)
+                state = new_state
+                if log_.directory is not None:
+                    payload = {"meta": meta, "state": state.to_checkpoint()}
+                    if extra_log is not None:
+                        payload["extra"] = extra_log()
+                    log_.save_checkpoint(payload)
+                    spend.save()
+                if on_iteration is not None:
+                    on_iteration(state)
+                if display is not None:
+                    display.update(view(state))
+                stop_reason = exhausted(config.budget, state.spent)
+                if stop_reason is None and stoppers:
+                    stop_reason = first_stop(stoppers, state)
+                    if stop_reason is not None:
+                        log_.emit({"type": "stopped", "reason": stop_reason, "step": state.iteration})
+            reevaluated, spent = final_reevaluation(state, problem, config, seed=seed, log_=log_, executor=exec_)
+        except BudgetExhausted as exc:
+            # A clean stop before the call that could pass a USD limit. As after a kill, the last
+            # checkpoint is the state; the events since then replay (their LLM replies are cached, so
+            # a resumed run with a larger budget pays for none of them again).
+            stop_reason, reevaluated, spent = exc.limit, (), state.spent
+            log_.emit({"type": "stopped", "reason": exc.limit, "message": str(exc), "step": state.iteration,
+                       "usd": spend.by_role()})
+        except FatalError as exc:
+            # Nothing is saved here: the last checkpoint stays the state to resume from, and the events
+            # logged since then become its replay table (this "stopped" event is not replayed).
+            error = f"{type(exc).__name__}: {exc}"
+            stop_reason = "fatal_error"
+            log_.emit({"type": "stopped", "reason": "fatal_error", "error": error, "step": state.iteration})
+            partial = _result(state, state.spent, "fatal_error", (), log_, config, embedder_name, error=error,
+                              usd=spend.by_role(), warnings=dict(tally.counts))
+            exc.result = partial  # type: ignore[attr-defined]
+            raise
+        finally:
+            spend.remove()
+            spend.save()
+            if display is not None:
+                display.close(view(state, stop_reason or "interrupted"))
+        warnings = dict(tally.counts)
     return save_lineage(_result(state, spent, stop_reason, reevaluated, log_, config, embedder_name,
-                                usd=spend.by_role()))
+                                usd=spend.by_role(), warnings=warnings))
 
 
 def _confirm_cost(problem: Problem, proposer: Proposer, config: PolcaConfig, *, llm: Any, summarizer: Any,
@@ -305,11 +318,12 @@ def _confirm_cost(problem: Problem, proposer: Proposer, config: PolcaConfig, *, 
 
 def _result(state: SearchState, spent: Spent, stop_reason: str, reevaluated: tuple, log_: RunLog,
             config: PolcaConfig, embedder_name: str | None, *, error: str | None = None,
-            usd: dict[str, float] | None = None) -> RunResult:
+            usd: dict[str, float] | None = None, warnings: dict[str, int] | None = None) -> RunResult:
     best = best_by_mean(state.memory)
     assert best is not None
     return RunResult(best, state.memory, state.history, spent, stop_reason, state.context,
-                     list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated, error, usd)
+                     list(log_.events), log_.directory, float(config.eps), embedder_name, reevaluated, error, usd,
+                     dict(warnings or {}))
 
 
 _META_LABELS = {"problem": "the problem name", "config": "the PolcaConfig settings (fingerprint)",
@@ -361,25 +375,3 @@ def check_first_exploration(config: PolcaConfig) -> None:
             f"{config.batch_size} examples. Raise max_metric_calls to at least {needed} (each proposal then "
             f"needs {config.validation_batch(m)} more to be validated) or lower num_candidates, num_batches "
             "or batch_size")
-
-
-def _progress_bar(budget: Budget, state: SearchState, *, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    if budget.max_metric_calls is not None:
-        return tqdm(total=budget.max_metric_calls, initial=state.spent.metric_calls, unit="call", desc="POLCA")
-    total = budget.max_iterations
-    return tqdm(total=total, initial=state.iteration, unit="it", desc="POLCA")
-
-
-def _advance(bar, budget: Budget, before: SearchState, after: SearchState) -> None:
-    if bar is None:
-        return
-    if budget.max_metric_calls is not None:
-        bar.update(after.spent.metric_calls - before.spent.metric_calls)
-    else:
-        bar.update(1)
-    last = after.history[-1]
-    bar.set_postfix(best=f"{last.best_mean:.3f}" if last.best_mean is not None else "-", mem=last.memory_size)

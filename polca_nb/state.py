@@ -123,6 +123,7 @@ class RunResult:
     reevaluated: tuple[tuple[Candidate, float], ...] = ()
     error: str | None = None         # "<Type>: <message>" of the fatal error that stopped the run
     usd: dict[str, float] | None = None  # USD of live LLM calls by role, whole run (with polca(llm=...))
+    warnings: dict[str, int] = field(default_factory=dict)  # this session's warnings by reason (progress.py)
 
     @property
     def evaluation_errors(self) -> int:
@@ -158,6 +159,10 @@ class RunResult:
         lines.append(f"proposals identical to their parent that were evaluated: {identical}")
         lines.append(f"evaluation errors (an LLM call failed inside the evaluation; not program failures): "
                      f"{self.evaluation_errors}")
+        if self.warnings:
+            reasons = ", ".join(f"{count}× {reason}" for reason, count in
+                                sorted(self.warnings.items(), key=lambda kv: (-kv[1], kv[0])))
+            lines.append(f"warnings in this session: {reasons}")
         if self.reevaluated:
             top = self.reevaluated[0]
             lines.append(f"best after re-evaluating the top {len(self.reevaluated)}: candidate {top[0].id}, "

@@ -240,6 +240,11 @@ def test_eps_sweep_rejects_bad_eps_values(bad):
 
 def test_bench_compare_script_runs_every_method_and_prints_the_table(monkeypatch, capsys, tmp_path):
     """bench/compare.py end to end on a scripted LLM: every method runs, the budget holds, the table prints."""
+    import logging
+
+    roles = logging.getLogger("polca_nb.roles")
+    # The script quiets the roles process-wide (for its own process); in this one it must not outlive the test.
+    monkeypatch.setattr(roles, "setLevel", lambda level: None)
     pytest.importorskip("gepa")
     pytest.importorskip("openevolve")
     import importlib.util
