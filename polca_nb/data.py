@@ -13,6 +13,16 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_VAR = "POLCA_DATA_DIR"
 
 
+def shown_path(path: Path | str) -> str:
+    """`path` as people should see it in saved outputs: relative to the project when inside it, so an
+    executed notebook shows no directory of the machine that ran it."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        return resolved.relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def data_dir() -> Path:
     """The directory benchmark loaders read from (it may not exist yet)."""
     env = os.environ.get(ENV_VAR)

@@ -20,6 +20,7 @@ from .tables import best_text, event_counts, memory_table  # noqa: F401  (old im
 
 FIGURES = PROJECT_ROOT / "figures"
 _IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+_LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1)))
 
 
 def mean_se(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,15 +45,23 @@ def plot_score_curves(
     ylabel: str = "score",
     xlabel: str = "metric calls",
 ) -> None:
-    """Mean +- s.e. best-so-far curves per method; optional reference curves (e.g. the paper's) dashed."""
+    """Mean +- s.e. best-so-far curves per method; optional reference curves (e.g. the paper's) dashed.
+
+    Each method has its own line style, and a curve equal to an earlier one says so in its label, so a
+    method whose line lies exactly under another's is still seen."""
     import seaborn as sns
 
     palette = sns.color_palette("tab10", n_colors=max(3, len(method_curves)))
-    for color, (name, curves) in zip(palette, method_curves.items()):
+    drawn: dict[str, np.ndarray] = {}
+    for i, (color, (name, curves)) in enumerate(zip(palette, method_curves.items())):
         values = curves_on_grid(curves, grid, initial)
         mean, se = mean_se(values)
-        ax.step(grid, mean, where="post", color=color, label=f"{name} (n={len(curves)})")
+        same = next((other for other, seen in drawn.items() if np.allclose(seen, mean)), None)
+        label = f"{name} (n={len(curves)})" + (f", same curve as {same}" if same else "")
+        ax.step(grid, mean, where="post", color=color, label=label, linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+                linewidth=2.2 if i == 0 else 1.6)
         ax.fill_between(grid, mean - se, mean + se, step="post", color=color, alpha=0.2, linewidth=0)
+        drawn[name] = mean
     for name, points in (reference or {}).items():
         xs, ys = zip(*points)
         ax.plot(xs, ys, linestyle="--", marker=".", color="0.35", label=f"{name} (paper)")

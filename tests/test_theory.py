@@ -311,3 +311,16 @@ def test_seeds_are_independent_runs() -> None:
     # but every seed must be an independent run: no two seeds of one batch share a trajectory.
     run = simulate_polca(Oracle(), SimConfig(seeds=6, iterations=200, sigma=0.2), rng=0)
     assert len({tuple(row) for row in run.selected_mu}) == 6
+
+
+def test_ucb_width_options_suit_a_dropdown_and_name_the_same_runs():
+    """ipywidgets shows a None value as no selection: every option needs a real value."""
+    from polca_nb import theory
+
+    assert all(value is not None for _, value in theory.UCB_WIDTH_OPTIONS)
+    knobs = dict(sigma=0.1, eps=0.1, gamma=0.1, delta_0=0.2, priority="ucb", seeds=2, iterations=60, seed=3)
+    named = theory.quick_run(ucb_c=theory.UCB_WIDTH_OPTIONS[0][1], **knobs)
+    default = theory.quick_run(ucb_c=None, **knobs)
+    assert np.array_equal(named.memory_size, default.memory_size)
+    with pytest.raises(ValueError, match="ucb_c='wide'"):
+        theory.quick_run(ucb_c="wide", **knobs)

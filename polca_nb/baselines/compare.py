@@ -85,7 +85,9 @@ def compare_methods(
                                                    repeats=test_repeats))
     settings = dict(peer_settings or {})
     for message in budget_warnings(methods, problem, budget, base_config=base_config, peer_settings=settings):
-        warnings.warn(message, BudgetWarning, stacklevel=2)
+        # Named by module, not by file: a notebook's saved output then shows no path of the machine it ran on.
+        warnings.warn_explicit(message, BudgetWarning, filename="polca_nb.baselines.compare", lineno=0,
+                               module="polca_nb.baselines.compare")
     initial = score(seed_params)
 
     def run(method: str, seed: int) -> MethodResult:

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..data import shown_path
+
 from .config import ENV_CACHE_DIR
 
 STALE_TMP_S = 600.0
@@ -215,5 +217,5 @@ class LLMCache:
             self._memory.clear()
 
     def __repr__(self) -> str:
-        where = "memory only" if self.directory is None else str(self.directory)
+        where = "memory only" if self.directory is None else shown_path(self.directory)
         return f"LLMCache({where}, {len(self)} in memory)"

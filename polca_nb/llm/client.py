@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..data import shown_path
 from . import config
 from .base import LLMReply
 from .cache import LLMCache, canonical_request, checked_temperature, request_key
@@ -396,5 +397,6 @@ class LLMClient:
 
     def __repr__(self) -> str:
         where = "embedded llama-server" if self.server is not None else (redact_url(self.base_url) or "Anthropic API")
-        cache = "off" if self.cache is None else (str(self.cache.directory) if self.cache.directory else "memory")
+        cache = "off" if self.cache is None else (
+            shown_path(self.cache.directory) if self.cache.directory else "memory")
         return f"LLMClient(model={self.model!r}, endpoint={where}, cache={cache})"

@@ -40,6 +40,7 @@ from .sweeps import (
     PriorityNoiseSweep,
     Theorem1Sweep,
     Theorem2Sweep,
+    UCB_WIDTH_OPTIONS,
     quick_run,
     sweep_priority_noise,
     sweep_theorem1,
@@ -72,5 +73,6 @@ __all__ = [
     "sweep_theorem1",
     "sweep_theorem2",
     "sweep_priority_noise",
+    "UCB_WIDTH_OPTIONS",
     "quick_run",
 ]

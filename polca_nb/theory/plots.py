@@ -7,7 +7,7 @@ Bands are +-1 standard error of the mean over seeds.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ __all__ = [
     "priority_noise_table",
 ]
 
-_LINESTYLE_BY_EPS_ON = {True: "-", False: ":"}
+_LINESTYLE_BY_EPS_ON: dict[bool, Literal["-", ":"]] = {True: "-", False: ":"}
 _SCREEN_DPI = 72  # inline display (keeps the notebook small); save_figure writes at its own dpi
 
 
@@ -53,44 +53,54 @@ def _eps_label(eps: float) -> str:
 
 
 def plot_theorem1(sweep: Theorem1Sweep) -> Figure:
-    """Three panels over iterations n (log x): sub-optimal selections with the eps-Net and their
-    a*ln n + b fits; the same with vs without the eps-Net; memory size N_eps(n)."""
+    """Three panels over iterations n (log x) in a 2x2 grid whose fourth cell holds the shared legend:
+    sub-optimal selections with the eps-Net and their a*ln n + b fits; the same with vs without the
+    eps-Net; memory size N_eps(n). Sized to display unshrunk in a notebook (about 800 px wide)."""
+    from matplotlib.lines import Line2D  # noqa: PLC0415
+
     sigmas = sorted({sigma for sigma, _ in sweep.runs})
     colors = dict(zip(sigmas, sns.color_palette("viridis", len(sigmas))))
-    fig = Figure(figsize=(19, 5.5), dpi=_SCREEN_DPI, layout="constrained")
-    fitted_ax, compare_ax, memory_ax = fig.subplots(1, 3)
+    fig = Figure(figsize=(11, 8.5), dpi=_SCREEN_DPI, layout="constrained")
+    (fitted_ax, compare_ax), (memory_ax, legend_ax) = fig.subplots(2, 2)
     first = next(iter(sweep.runs.values()))
     oracle = first.oracle
     for (sigma, eps), run in sweep.runs.items():
         idx = _log_grid(run.iterations_run)
         n = run.n[idx]
         style = dict(color=colors[sigma], linestyle=_LINESTYLE_BY_EPS_ON[eps > 0], linewidth=2)
-        name = f"σ={sigma:g}, {_eps_label(eps)}"
         subopt = run.suboptimal_selections[:, idx]
         if eps > 0:
             fit = sweep.fits[(sigma, eps)]
-            label = f"{name}: fit {round(fit.slope, 1) + 0.0:.1f}·ln n {fit.intercept:+.0f}"
+            label = f"σ={sigma:g}: {round(fit.slope, 1) + 0.0:.1f}·ln n {fit.intercept:+.0f}"
             _band(fitted_ax, n, subopt, label=label, **style)
             fitted = n[n >= sweep.fit_from]
             fitted_ax.plot(fitted, fit(fitted), color="black", linestyle="--", linewidth=1)
-        _band(compare_ax, n, subopt, label=name, **style)
-        _band(memory_ax, n, run.memory_size[:, idx], label=name, **style)
-    fitted_ax.plot([], [], color="black", linestyle="--", linewidth=1,
-                   label=f"a·ln n + b, fitted on n ≥ {sweep.fit_from}")
-    fitted_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of programs with μ ≤ B − γ]",
+        _band(compare_ax, n, subopt, **style)
+        _band(memory_ax, n, run.memory_size[:, idx], **style)
+    fitted_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of μ ≤ B − γ]",
                   title="With the ε-Net: sub-optimal selections ~ a·log n")
-    compare_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of programs with μ ≤ B − γ]",
+    fitted_ax.legend(fontsize=9, loc="upper left", title="fit a·ln n + b", title_fontsize=9)
+    compare_ax.set(xscale="log", xlabel="iteration n", ylabel="E[# selections of μ ≤ B − γ]",
                    title="Without the ε-Net (dotted) the count keeps growing")
+    bounds = []
     for eps in sorted({eps for _, eps in sweep.runs if eps > 0}):
         bound = packing_bound(eps, oracle.latent_radius, oracle.latent_dim)
-        memory_ax.axhline(bound, color="gray", linestyle="-.", linewidth=1, label=f"packing bound, ε={eps:g} ({bound})")
+        memory_ax.axhline(bound, color="gray", linestyle="-.", linewidth=1)
+        bounds.append(Line2D([], [], color="gray", linestyle="-.", label=f"packing bound, ε={eps:g} ({bound})"))
     memory_ax.set(xscale="log", yscale="log", xlabel="iteration n", ylabel="programs in memory  N_ε(n)",
                   title="Memory saturates with the ε-Net, grows linearly without")
     for ax in (fitted_ax, compare_ax, memory_ax):
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+    handles = [Line2D([], [], color=colors[s], linewidth=3, label=f"σ = {s:g}") for s in sigmas]
+    handles += [Line2D([], [], color="black", linestyle=_LINESTYLE_BY_EPS_ON[on], linewidth=2, label=label)
+                for on, label in ((True, _eps_label(max(e for _, e in sweep.runs))), (False, _eps_label(0.0)))]
+    handles += [Line2D([], [], color="black", linestyle="--", linewidth=1,
+                       label=f"a·ln n + b, fitted on n ≥ {sweep.fit_from}"), *bounds]
+    legend_ax.axis("off")
+    legend_ax.legend(handles=handles, loc="center", fontsize=11, frameon=False, title="all panels: bands ±1 SEM",
+                     title_fontsize=11)
     fig.suptitle(f"Theorem 1, POLCA with UCB priority: B={oracle.B:g}, γ={oracle.gamma:g}, δ₀={oracle.delta_0:g}, "
-                 f"{first.config.seeds} seeds (bands: ±1 SEM)")
+                 f"{first.config.seeds} seeds")
     return fig
 
 

@@ -154,13 +154,19 @@ def sweep_priority_noise(
     return PriorityNoiseSweep(sigmas=sigma_arr, variants=variants, runs=runs)
 
 
+SUB_GAUSSIAN = "sub-gaussian"
+UCB_WIDTH_OPTIONS: tuple[tuple[str, str | float], ...] = (
+    ("sub-Gaussian", SUB_GAUSSIAN), ("c = 1 (paper code)", 1.0), ("c = 0.3", 0.3))
+"""(label, value) pairs for a UCB-width dropdown: a widget needs a non-None value for its default option."""
+
+
 def quick_run(
     sigma: float,
     eps: float,
     gamma: float,
     delta_0: float,
     priority: Priority,
-    ucb_c: float | None = None,
+    ucb_c: float | str | None = None,
     seeds: int = 10,
     iterations: int = 1000,
     seed: int = 0,
@@ -168,7 +174,12 @@ def quick_run(
     """One small simulated POLCA batch on the default oracle with the widget knobs changed.
 
     p_dup is capped at 1 - delta_0 so that any delta_0 the widget offers makes a valid oracle.
+    `ucb_c` is a width, None or "sub-gaussian" (c = sqrt(2) sigma / B).
     """
+    if isinstance(ucb_c, str):
+        if ucb_c != SUB_GAUSSIAN:
+            raise ValueError(f"ucb_c={ucb_c!r}: use a number, None or {SUB_GAUSSIAN!r}")
+        ucb_c = None
     oracle = Oracle(gamma=gamma, delta_0=delta_0, p_dup=min(Oracle.p_dup, 1.0 - delta_0))
     config = SimConfig(seeds=seeds, iterations=iterations, sigma=sigma, eps=eps, priority=priority, ucb_c=ucb_c)
     return simulate_polca(oracle, config, seed)
