@@ -18,6 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .methods import Method, get_method, returned_id, returned_program, run_method
+from .progress import tallied_warnings
 from .protocols import Embedder, Executor, Proposer, Summarizer
 from .problem import PolcaConfig, Problem
 from .state import RunResult
@@ -238,8 +239,9 @@ def compare(
         return score_curve(m, result, scored), scored(returned_program(m, result).params)
 
     # The seed program is scored after the runs: `score` sees the runs' programs first, in run order.
-    return run_comparison(list(by_name), seeds, run, read, initial=lambda: scored(problem.seed_params),
-                          budget=base_config.budget.max_metric_calls)
+    with tallied_warnings(f"comparison of {', '.join(by_name)}"):  # one warnings summary for all runs
+        return run_comparison(list(by_name), seeds, run, read, initial=lambda: scored(problem.seed_params),
+                              budget=base_config.budget.max_metric_calls)
 
 
 __all__ = ["Comparison", "CurvePoint", "calls_to_reach", "compare", "curve_at", "mean_best_so_far",

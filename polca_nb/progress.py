@@ -220,8 +220,9 @@ _SAVED_PROPAGATE: dict[str, bool] = {}
 @contextmanager
 def tallied_warnings(what: str = "POLCA run", logger_name: str = PACKAGE_LOGGER) -> Iterator[WarningTally]:
     """Within the block the package's warnings are counted instead of printed; at the end one summary
-    warning (counts by reason, an example of each) is logged, if there was any. Blocks may overlap
-    (runs in threads): each counts every package warning logged while it is open."""
+    warning (counts by reason, an example of each) is logged, if there was any. Blocks may nest or
+    overlap (a comparison's runs, runs in threads): each counts every package warning logged while it is
+    open, and only the last one to close logs its summary, so a comparison reports once."""
     logger = logging.getLogger(logger_name)
     tally = WarningTally()
     with _TALLY_LOCK:
@@ -237,8 +238,9 @@ def tallied_warnings(what: str = "POLCA run", logger_name: str = PACKAGE_LOGGER)
         with _TALLY_LOCK:
             logger.removeHandler(tally)
             _ACTIVE_TALLIES.remove(tally)
-            if not any(t.logger_name == logger_name for t in _ACTIVE_TALLIES):
+            outermost = not any(t.logger_name == logger_name for t in _ACTIVE_TALLIES)
+            if outermost:
                 # The last open block restores what the first one found (blocks may close out of order).
                 logger.propagate = _SAVED_PROPAGATE.pop(logger_name)
-        if tally.counts:
+        if tally.counts and outermost:  # an enclosing block counted the same records and reports them
             logger.warning("%s", tally.report(what))

@@ -147,3 +147,14 @@ def test_overlapping_blocks_closing_out_of_order_restore_propagation():
     assert logger.propagate is False  # b is still open
     second.__exit__(None, None, None)
     assert logger.propagate is True
+
+
+def test_a_comparison_reports_once_for_all_its_runs(caplog):
+    caplog.set_level(logging.INFO)
+    with tallied_warnings("comparison") as outer:
+        first = run(False, proposer=GrumblingProposer())
+        second = run(False, proposer=GrumblingProposer(), budget=40)
+    assert outer.counts["proposer: no usable proposal"] == sum(
+        sum(r.warnings.values()) for r in (first, second))
+    package = [r for r in caplog.records if r.name.startswith("polca_nb")]
+    assert len(package) == 1 and package[0].getMessage().startswith("comparison: ")

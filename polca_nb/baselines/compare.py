@@ -21,6 +21,7 @@ from ..curves import Comparison, CurvePoint, memoized, run_comparison
 from ..llm.base import LLM
 from ..protocols import Embedder
 from ..problem import PolcaConfig, Problem
+from ..progress import tallied_warnings
 from ..types import Params
 from .accounting import TEST_SEED_STREAM, MethodResult, held_out_score
 from .estimates import BudgetWarning, budget_warnings
@@ -100,7 +101,8 @@ def compare_methods(
         curve = [CurvePoint(i, c, score(program_at(result, c, seed_params))) for i, c in enumerate(grid)]
         return curve, score(result.final_params)
 
-    return run_comparison(methods, seeds, run, read, initial=initial, budget=budget, grid=grid, on_run=on_run)
+    with tallied_warnings(f"comparison of {', '.join(methods)}"):  # one warnings summary for all runs
+        return run_comparison(methods, seeds, run, read, initial=initial, budget=budget, grid=grid, on_run=on_run)
 
 
 def describe_test_protocol(n_test: int, *, test_seed: int = 0, test_repeats: int = 1) -> str:
