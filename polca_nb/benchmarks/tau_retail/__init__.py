@@ -29,6 +29,7 @@ from .reward import (
     changed_paths,
     compute_reward,
     gold_hash,
+    gold_replay_check,
     outputs_found,
     replay_actions,
     replay_gold,
@@ -45,6 +46,6 @@ __all__ = [
     "Action", "Db", "EnvState", "MAX_STEPS", "RESPOND", "RetailData", "RewardInfo", "STOP_TOKEN",
     "ScriptedUser", "StepResult", "TERMINATE_TOOLS", "TOOLS", "Task", "ToolSpec", "Turn", "UserSimulator",
     "as_action", "canonical_form", "canonical_text", "changed_paths", "compute_reward", "db_hash",
-    "deep_copy_db", "execute_tool", "fresh_db", "gold_hash", "load_retail", "outputs_found",
+    "deep_copy_db", "execute_tool", "fresh_db", "gold_hash", "gold_replay_check", "load_retail", "outputs_found",
     "replay_actions", "replay_gold", "reset", "step", "tool_schemas", "writable_record",
 ]

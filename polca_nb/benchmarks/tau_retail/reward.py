@@ -119,3 +119,18 @@ def changed_paths(before: Db, after: Db) -> list[str]:
                 if name not in old or name not in new or canonical_text(old[name]) != canonical_text(new[name]):
                     paths.append(f"{collection}/{key}/{name}")
     return paths
+
+
+def gold_replay_check(tasks: Sequence[Task], data: RetailData) -> list[dict[str, Any]]:
+    """Per task, the episode an oracle agent would have: its gold actions replayed on a pristine DB and
+    every expected output said. Each must earn reward 1.0; the fields it changed and the gold hash pin
+    the environment (tools, DB, hashing) so that a drift from upstream shows as a changed row."""
+    rows = []
+    pristine = fresh_db(data)
+    for task in tasks:
+        final = replay_gold(task, data)
+        info = compute_reward(final, task, list(task.outputs), data)
+        rows.append({"task": task.id, "gold actions": len(task.actions), "fields changed":
+                     len(changed_paths(pristine, final)), "outputs": len(task.outputs), "reward": info.reward,
+                     "gold hash": info.gt_data_hash[:16]})
+    return rows
