@@ -197,7 +197,7 @@ class WarningTally(logging.Handler):
 
     def report(self, what: str) -> str:
         """One paragraph: the total, then each reason with its count and first example."""
-        lines = [f"{what}: {sum(self.counts.values())} warnings (details in the run's events.jsonl):"]
+        lines = [f"{what}: {sum(self.counts.values())} warnings by reason, with the first of each:"]
         for reason, count in self.counts.most_common():
             lines.append(f"  {count:>4}× {reason}   e.g. {self.examples[reason]}")
         return "\n".join(lines)

@@ -377,6 +377,16 @@ def test_quickstart_runs_and_its_knob_panel_reruns(lab, browser):
     name = NOTEBOOKS[0]
     _open_and_run_all(browser, lab, name)
     _console(browser)
+    # The live dashboard of the scripted run ends as finished (a run stops a few calls short of its budget:
+    # that must not read as a failure), and no progress bar anywhere is red.
+    run_cell = browser.execute_script(_CELL, name, "result = polca(problem, ScriptedProposer(), config")
+    assert run_cell is not None, "no scripted-run cell in the quickstart"
+    board = " ".join(_text(e) for e in run_cell.find_elements(By.CSS_SELECTOR, ".widget-html"))
+    assert "stopped by max_metric_calls" in board and "best mean" in board, f"dashboard shows {board!r}"
+    red = browser.find_elements(By.CSS_SELECTOR, ".progress-bar-danger")
+    assert not red, f"{len(red)} red progress bars"
+    lineage = browser.execute_script(_CELL, name, "show_lineage(result")
+    assert lineage is not None and "rejected" in _text(lineage), "the lineage view is missing or empty"
     cell = browser.execute_script(_CELL, name, "KnobPanel.for_config(")
     assert cell is not None, "no KnobPanel cell in the quickstart"
     output = cell.find_element(By.CSS_SELECTOR, ".widget-output")
@@ -418,6 +428,8 @@ def test_theory_notebook_runs_and_its_explorer_redraws(lab, browser):
         return lambda: _idle(browser, name) and (src := figure()) and src != before and src
 
     shown = _wait_for("the explorer's first figure", figure, 30)
+    width = Select(_widget(cell, "widget-dropdown", "UCB width").find_element(By.CSS_SELECTOR, "select"))
+    assert width.first_selected_option.text == "sub-Gaussian", "the UCB width dropdown starts empty"
     moves = {
         "sigma": lambda: _drag_slider(browser, _widget(cell, "widget-slider", "σ"), 0.3),
         "eps": lambda: _drag_slider(browser, _widget(cell, "widget-slider", "ε"), 0.3),
