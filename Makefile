@@ -1,6 +1,9 @@
 # polca_nb: two commands on a fresh machine.
-#   make reproduce   set everything up, run every notebook offline at the `smoke` scale, write figures/
-#   make test        set everything up, run pytest (unit, integration, and nbval over notebooks/)
+#   make reproduce   set everything up, run every notebook offline at the `smoke` scale, write figures/,
+#                    print a table of each notebook's status, time and figures (also build/reproduce.md)
+#   make test        set everything up, lint (ruff + mypy), run pytest: unit, integration, slow and
+#                    local-server tests, nbval over notebooks/, the browser test last (~21-25 min, 2 cores)
+#   make test-fast   ruff, then pytest without the slow and server-marked tests (~1.5-2 min, 2 cores)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -56,7 +59,9 @@ lint: setup
 test: lint
 	$(PY) -m pytest tests $(NBVAL_NOTEBOOKS) --nbval-lax --nbval-current-env --nbval-cell-timeout=2400 $(PYTEST_ARGS)
 
+# ruff takes well under a second; mypy is left to `make lint`/`make test` (2.3 min on a cold cache).
 test-fast: setup
+	$(VENV)/bin/ruff check polca_nb tests bench
 	$(PY) -m pytest tests -m "not slow and not server" $(PYTEST_ARGS)
 
 reproduce: setup
