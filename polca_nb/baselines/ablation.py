@@ -20,6 +20,7 @@ from ..llm.base import LLM
 from ..plots import plot_score_curves
 from ..protocols import Embedder
 from ..problem import PolcaConfig, Problem
+from ..progress import tallied_warnings
 from .compare import compare_methods
 
 ABLATION_METHODS = ("polca-vanilla", "polca+epsnet", "polca+summarizer", "polca")
@@ -72,10 +73,11 @@ def run_eps_sweep(problem: Problem, llm: LLM, *, eps_values: Sequence[float], bu
         if not (isinstance(eps, (int, float)) and np.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps_values must be finite numbers >= 0, got {eps!r}")
     config = base_config or PolcaConfig(Budget(max_metric_calls=budget))
-    comparisons = tuple(
-        compare_methods([method], problem, llm, budget=budget, seeds=seeds,
-                        base_config=replace(config, eps=float(eps)), embedder=embedder, **options)
-        for eps in eps_values)
+    with tallied_warnings(f"eps sweep of {method}"):  # one warnings summary for the whole sweep
+        comparisons = tuple(
+            compare_methods([method], problem, llm, budget=budget, seeds=seeds,
+                            base_config=replace(config, eps=float(eps)), embedder=embedder, **options)
+            for eps in eps_values)
     return EpsSweep(tuple(float(e) for e in eps_values), comparisons)
 
 
