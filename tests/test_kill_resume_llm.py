@@ -104,6 +104,24 @@ def _generating(url: str) -> bool:
         return False
 
 
+def _wait_generating(url: str, proc: subprocess.Popen, after_s: float, timeout_s: float = 120.0) -> int:
+    """Wait `after_s`, then until the server is generating (raising TimeoutExpired for the kill), or
+    return the worker's exit code if it ends first."""
+    deadline = time.monotonic() + after_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return proc.returncode
+        time.sleep(0.02)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return proc.returncode
+        if _generating(url):
+            raise subprocess.TimeoutExpired(proc.args, after_s)
+        time.sleep(0.02)
+    raise subprocess.TimeoutExpired(proc.args, timeout_s)
+
+
 def _evaluation_keys(events: list[dict]) -> list[tuple]:
     return [(e["step"], e["source"], e["candidate_id"], e["example_id"], e["seed"])
             for e in events if e["type"] == "evaluation"]
@@ -131,8 +149,11 @@ def test_kill_9_at_random_points_of_a_live_llm_run_loses_and_repeats_nothing(tmp
             proc = _start(url, cache_dir, run_dir, result)
             _wait_started(proc)
             delay = float(rng.uniform(*KILL_DELAY_S))
+            # Every other kill waits for the server to be generating a reply first, so kills land inside
+            # live LLM calls however fast or slow this machine is; the others fall at a random moment.
+            wait_for_call = len(kills) % 2 == 0
             try:
-                rc = proc.wait(timeout=delay)
+                rc = proc.wait(timeout=delay) if not wait_for_call else _wait_generating(url, proc, delay)
             except subprocess.TimeoutExpired:
                 live += _generating(url)
                 os.kill(proc.pid, signal.SIGKILL)
