@@ -181,15 +181,17 @@ class WarningTally(logging.Handler):
     """Counts the package's WARNING records by reason (the message template) and keeps one example of each;
     records of other levels pass on to the root logger's handlers unchanged."""
 
-    def __init__(self) -> None:
+    def __init__(self, logger_name: str = PACKAGE_LOGGER) -> None:
         super().__init__(level=logging.DEBUG)
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
-        self.logger_name = PACKAGE_LOGGER
+        self.logger_name = logger_name
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno != logging.WARNING:
-            logging.getLogger().handle(record)
+            # Every open tally sees the record; only the first one passes it on, so it is shown once.
+            if next(t for t in _ACTIVE_TALLIES if t.logger_name == self.logger_name) is self:
+                logging.getLogger().handle(record)
             return
         reason = reason_of(record)
         self.counts[reason] += 1
@@ -224,11 +226,10 @@ def tallied_warnings(what: str = "POLCA run", logger_name: str = PACKAGE_LOGGER)
     overlap (a comparison's runs, runs in threads): each counts every package warning logged while it is
     open, and only the last one to close logs its summary, so a comparison reports once."""
     logger = logging.getLogger(logger_name)
-    tally = WarningTally()
+    tally = WarningTally(logger_name)
     with _TALLY_LOCK:
         if not any(t.logger_name == logger_name for t in _ACTIVE_TALLIES):
             _SAVED_PROPAGATE[logger_name] = logger.propagate
-        tally.logger_name = logger_name
         _ACTIVE_TALLIES.append(tally)
         logger.addHandler(tally)
         logger.propagate = False

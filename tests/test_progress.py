@@ -158,3 +158,10 @@ def test_a_comparison_reports_once_for_all_its_runs(caplog):
         sum(r.warnings.values()) for r in (first, second))
     package = [r for r in caplog.records if r.name.startswith("polca_nb")]
     assert len(package) == 1 and package[0].getMessage().startswith("comparison: ")
+
+
+def test_nested_tallies_pass_an_error_on_once(caplog):
+    caplog.set_level(logging.INFO)
+    with tallied_warnings("outer"), tallied_warnings("inner"):
+        logging.getLogger("polca_nb.x").error("shown once")
+    assert [r.getMessage() for r in caplog.records].count("shown once") == 1
