@@ -10,7 +10,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.polca-installed
-EXTRAS := notebooks,llm,kernel,baselines,dev
+EXTRAS := notebooks,llm,kernel,baselines,cluster,dev
 # Portable llama.cpp build: no tests/examples, no CPU-specific flags, no curl (no downloads at run time).
 LLAMA_CMAKE_ARGS := -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF
 PYTEST_ARGS ?=
