@@ -34,7 +34,7 @@ def optimize(
     embedder: Embedder | None = None,
     seed: int = 0,
     run_dir: str | Path | None = None,
-    executor: Executor | int | None = None,
+    executor: Executor | int | str | None = None,
     confirm: Callable[[Any], bool] | None = None,
     listeners: Sequence[Listener] = (),
     stoppers: Sequence[Stopper] = (),
@@ -48,6 +48,7 @@ def optimize(
     the package's LLM roles and `default_embedder()`. The client's ledger enforces `Budget.max_usd`;
     `confirm` (e.g. `preview.confirm_below(20)`) sees the projected cost before anything runs;
     `listeners` follow the events live, `stoppers` end the run early (see `polca_nb.runner.polca`).
+    `executor`: N local threads, a `distributed.Client` or "dask://host:port" (`polca_nb.executors`).
     """
     if (budget is None) == (config is None):
         raise ValueError("give budget= (the other knobs keep PolcaConfig's defaults) or config=, not both or neither; "

@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import EvaluatorTypeError, EvaluatorValueError, StopRun
-from .llm.client import LLMError
+from .errors import EvaluatorTypeError, EvaluatorValueError
+from .executors.calls import Attempt, EvaluatorCall
 from .memory import ScoreRange
 from .protocols import Evaluator, Executor, SerialExecutor
 from .runlog import RunLog
@@ -121,37 +121,53 @@ def evaluate_examples(
     """
     executor = executor or SerialExecutor()
     keys = [("evaluation", step, source, candidate.id, ex.id, seed) for ex, seed in zip(examples, seeds)]
-    failed = failure_score(score_range)
-
-    def run_one(i: int) -> Evaluation:
-        hit = log_.replayed(keys[i])
-        if hit is not None:
-            return Evaluation(hit["score"], hit["feedback"], hit.get("output", ""), hit.get("error"))
-        try:
-            result = evaluator(candidate.params, examples[i], seeds[i])
-        except StopRun:
-            raise
-        except LLMError as exc:  # the evaluation could not be done: not the program's failure
-            error = f"{type(exc).__name__}: {exc}"
-            log.warning("LLM call failed inside the evaluation of candidate %s, example %s: %s",
-                        candidate.id, examples[i].id, error)
-            return Evaluation(failed, f"Evaluation error (not scored): {error}", error=error)
-        except Exception as exc:  # noqa: BLE001 - a crashing program is a failed evaluation
-            log.warning("evaluator raised on candidate %s, example %s: %r", candidate.id, examples[i].id, exc)
-            return Evaluation(failed, f"Evaluation error: {type(exc).__name__}: {exc}")
-        return check_evaluation(result, evaluator, examples[i], score_range)
-
+    replays = [log_.replayed(key) for key in keys]
+    # Only the evaluator call leaves this process (it pickles for a distributed executor); replays,
+    # contract checks, warnings and the metric-call count stay here, in input order.
+    pending = [(examples[i], seeds[i]) for i, hit in enumerate(replays) if hit is None]
+    attempts = iter(executor.map(EvaluatorCall(evaluator, candidate.params), pending))
     rollouts = []
-    for ex, seed, res in zip(examples, seeds, executor.map(run_one, list(range(len(examples))))):
-        rollout = Rollout(ex.id, float(res.score), res.feedback, step, source, res.output, seed, res.error)
-        rollouts.append(rollout)
-        event = {"type": "evaluation", "step": step, "source": source, "candidate_id": candidate.id,
-                 "example_id": ex.id, "seed": seed, "score": rollout.score,
-                 "feedback": rollout.feedback, "output": rollout.output}
-        if rollout.error is not None:
-            event["error"] = rollout.error
-        log_.emit(event)
+    try:
+        for ex, seed, hit in zip(examples, seeds, replays):
+            res = _replayed_evaluation(hit) if hit is not None else \
+                _settled(next(attempts), candidate, ex, evaluator, score_range)
+            rollouts.append(_logged_rollout(ex, seed, step, source, res, candidate, log_))
+    finally:
+        close = getattr(attempts, "close", None)
+        if close is not None:
+            close()  # an evaluator contract error stops here: the calls not yet run are dropped
     return rollouts
+
+
+def _replayed_evaluation(hit: dict[str, Any]) -> Evaluation:
+    return Evaluation(hit["score"], hit["feedback"], hit.get("output", ""), hit.get("error"))
+
+
+def _settled(attempt: Attempt, candidate: Candidate, example: Example, evaluator: Evaluator,
+             score_range: ScoreRange | None) -> Evaluation:
+    """The evaluation one evaluator call stands for: its checked result, or the failure it raised."""
+    failed = failure_score(score_range)
+    if attempt.llm_error:  # the evaluation could not be done: not the program's failure
+        log.warning("LLM call failed inside the evaluation of candidate %s, example %s: %s",
+                    candidate.id, example.id, attempt.error)
+        return Evaluation(failed, f"Evaluation error (not scored): {attempt.error}", error=attempt.error)
+    if attempt.raised:  # a crashing program is a failed evaluation
+        log.warning("evaluator raised on candidate %s, example %s: %s", candidate.id, example.id, attempt.error_repr)
+        return Evaluation(failed, f"Evaluation error: {attempt.error}")
+    return check_evaluation(attempt.value, evaluator, example, score_range)
+
+
+def _logged_rollout(ex: Example, seed: int, step: int, source: Source, res: Evaluation, candidate: Candidate,
+             log_: RunLog) -> Rollout:
+    """The rollout of one settled evaluation, logged as an `evaluation` event."""
+    rollout = Rollout(ex.id, float(res.score), res.feedback, step, source, res.output, seed, res.error)
+    event = {"type": "evaluation", "step": step, "source": source, "candidate_id": candidate.id,
+             "example_id": ex.id, "seed": seed, "score": rollout.score,
+             "feedback": rollout.feedback, "output": rollout.output}
+    if rollout.error is not None:
+        event["error"] = rollout.error
+    log_.emit(event)
+    return rollout
 
 
 def evaluate_on(

@@ -110,10 +110,15 @@ class ThreadExecutor:
             yield from pool.map(fn, items)
 
 
-def as_executor(executor: Executor | int | None) -> Executor:
-    """None or 1 -> serial; an int -> a thread pool of that size; an object is used as is."""
+def as_executor(executor: Executor | int | str | None) -> Executor:
+    """None or 1 -> serial; an int -> a thread pool of that size; "dask://host:port" or a
+    `distributed.Client` -> a `DaskExecutor` (polca_nb.executors); an Executor is used as is."""
     if executor is None:
         return SerialExecutor()
     if isinstance(executor, int):
         return SerialExecutor() if executor == 1 else ThreadExecutor(executor)
+    from .executors.spec import dask_executor_for, is_dask_client  # noqa: PLC0415 - optional extra
+
+    if isinstance(executor, str) or is_dask_client(executor):
+        return dask_executor_for(executor)
     return executor

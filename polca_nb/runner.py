@@ -182,7 +182,7 @@ def polca(
     summarizer: Summarizer | None = None,
     seed: int = 0,
     run_dir: str | Path | None = None,
-    executor: Executor | int | None = None,
+    executor: Executor | int | str | None = None,
     progress: ProgressMode = True,
     on_iteration: Callable[[SearchState], None] | None = None,
     extra_log: Callable[[], dict[str, Any]] | None = None,
@@ -297,11 +297,19 @@ def polca(
         finally:
             spend.remove()
             spend.save()
+            close_built_executor(exec_, executor)
             if display is not None:
                 display.close(view(state, stop_reason or "interrupted"))
         warnings = dict(tally.counts)
     return save_lineage(_result(state, spent, stop_reason, reevaluated, log_, config, embedder_name,
                                 usd=spend.by_role(), warnings=warnings))
+
+
+def close_built_executor(built: Executor, given: Any) -> None:
+    """Close an executor `as_executor` made for this run (a `dask://` client); a given one stays open."""
+    close = getattr(built, "close", None)
+    if built is not given and close is not None:
+        close()
 
 
 def _confirm_cost(problem: Problem, proposer: Proposer, config: PolcaConfig, *, llm: Any, summarizer: Any,

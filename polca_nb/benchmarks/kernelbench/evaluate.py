@@ -135,9 +135,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "polca_nb" / "kernelbench_extensions"
 
 
-def timing_lock_path() -> Path:
-    """Machine-wide lock file that serializes the timing phase of concurrent evaluations."""
-    return Path(tempfile.gettempdir()) / "polca_nb_kernelbench_timing.lock"
+def timing_lock_path(backend: Backend = "cpu") -> Path:
+    """Lock file that serializes the timing phase of concurrent evaluations: machine-wide for the CPU
+    backend (they share its cores), one per GPU set for CUDA (`$CUDA_VISIBLE_DEVICES`, as a Dask GPU
+    worker pins it: `polca_nb.executors.gpu`), so evaluations on different GPUs time at once."""
+    name = "polca_nb_kernelbench_timing"
+    if backend == "cuda":
+        name += "_gpu" + (os.environ.get("CUDA_VISIBLE_DEVICES", "all").replace(",", "_").strip() or "none")
+    return Path(tempfile.gettempdir()) / f"{name}.lock"
 
 
 class _BuildCache:
@@ -319,7 +324,7 @@ def evaluate_kernel(
         "num_perf_trials": num_perf_trials, "atol": float(atol), "rtol": float(rtol),
         "allclose_order": allclose_order,
         "memory_mb": memory_mb, "num_threads": num_threads,
-        "timing_lock_path": str(timing_lock_path()) if exclusive_timing else None,
+        "timing_lock_path": str(timing_lock_path(backend)) if exclusive_timing else None,
     }
     with tempfile.TemporaryDirectory(prefix="polca_kb_") as tmp:
         workdir = Path(tmp)
