@@ -21,7 +21,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
-from distributed import Client, Future, KilledWorker
+from distributed import Client, Future, KilledWorker, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..errors import FatalError, StopRun
@@ -85,12 +85,25 @@ class DaskExecutor:
         return self._remote(fn, list(items))
 
     def _remote(self, fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
+        """Results in input order, each yielded once it and its predecessors are back; they are
+        fetched in batches as tasks complete (one round trip per batch, not per result)."""
         if not items:
             return
         futures = self._submit(fn, items)
+        position = {future.key: i for i, future in enumerate(futures)}
+        arrived: dict[int, R] = {}
+        next_index = 0
         try:
-            for i, item in enumerate(items):
-                yield self._result(fn, item, futures, i)
+            for batch in as_completed(futures).batches():
+                finished = [f for f in batch if f.status == "finished"]
+                arrived.update(zip((position[f.key] for f in finished), self.client.gather(finished)))
+                for future in batch:  # an erred or dropped task is read on its own: retried or settled there
+                    if future.status != "finished":
+                        i = position[future.key]
+                        arrived[i] = self._result(fn, items[i], futures, i)
+                while next_index in arrived:
+                    yield arrived.pop(next_index)
+                    next_index += 1
         finally:
             self.client.cancel([f for f in futures if not f.done()])  # the caller stopped early
 
