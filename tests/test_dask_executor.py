@@ -31,9 +31,13 @@ from polca_nb.executors import (  # noqa: E402
     OnWorker,
     WorkerSetup,
     forget_worker_resources,
+    worker_ledger,
 )
+from polca_nb.executors.chunks import ChunkCall, check_policy, chunk_size_for, plan_chunks  # noqa: E402
 from polca_nb.executors.gpu import GPU, kernel_cluster, kernel_evaluator, visible_gpus  # noqa: E402
-from polca_nb.executors.loads import DieOnce, SleepEvaluator  # noqa: E402
+from polca_nb.executors.loads import DieOnce, SleepEvaluator, fake_llm_evaluator  # noqa: E402
+from polca_nb.executors.usage import UsageRecord, WorkerLedger, record_usage, usage_tab  # noqa: E402
+from polca_nb.llm.ledger import Ledger  # noqa: E402
 from polca_nb.protocols import SerialExecutor, as_executor  # noqa: E402
 from polca_nb.runlog import RunLog  # noqa: E402
 from polca_nb.runner import PolcaConfig, polca  # noqa: E402
@@ -79,10 +83,10 @@ def client():
     close_and_check(cluster, dask_client, before)
 
 
-def run(problem, executor=None, budget=60, seed=0):
-    config = PolcaConfig(Budget(max_metric_calls=budget), eps=0.5)
+def run(problem, executor=None, budget=60, seed=0, max_usd=None, llm=None):
+    config = PolcaConfig(Budget(max_metric_calls=budget, max_usd=max_usd), eps=0.5)
     return polca(problem, ScriptedProposer(), config, embedder=SkillsEmbedder(), summarizer=SkillsSummarizer(),
-                 seed=seed, executor=executor, progress=False)
+                 seed=seed, executor=executor, progress=False, llm=llm)
 
 
 def evaluations(result):
@@ -91,10 +95,11 @@ def evaluations(result):
 
 # -- the run is the serial run ---------------------------------------------------------------------------
 
-def test_polca_on_process_workers_logs_the_serial_runs_events(client):
+@pytest.mark.parametrize("chunk_size", [1, 3, "auto"])
+def test_polca_on_process_workers_logs_the_serial_runs_events(client, chunk_size):
     problem = skills_problem()
     serial = run(problem)
-    on_cluster = run(problem, executor=DaskExecutor(client))
+    on_cluster = run(problem, executor=DaskExecutor(client, chunk_size=chunk_size))
     assert on_cluster.events == serial.events
     assert on_cluster.best.params == serial.best.params
     assert len(evaluations(on_cluster)) == on_cluster.spent.metric_calls == serial.spent.metric_calls
@@ -129,10 +134,12 @@ def test_an_address_executor_closes_the_client_it_opened(client):
 
 # -- a worker dying -----------------------------------------------------------------------------------------
 
-def test_a_worker_killed_mid_iteration_loses_no_evaluation(tmp_path):
+@pytest.mark.parametrize("chunk_size", [1, 4])
+def test_a_worker_killed_mid_iteration_loses_no_evaluation(tmp_path, chunk_size):
     problem = skills_problem()
     serial = run(problem)
-    victim = evaluations(serial)[3]["example_id"]  # met in iteration 0's exploration
+    victim = evaluations(serial)[3]["example_id"]  # met in iteration 0's exploration; with 4 per task, the
+    # worker dies on its chunk's last evaluation, after three ran: the chunk runs again as a whole
     marker = tmp_path / "worker-died"
     dying = replace(problem, evaluator=DieOnce(SkillEvaluator(), victim, str(marker)))
     before = worker_processes()
@@ -140,7 +147,7 @@ def test_a_worker_killed_mid_iteration_loses_no_evaluation(tmp_path):
     dask_client = Client(cluster)
     try:
         setup = WorkerSetup(env={"POLCA_WORKER_SETUP_TEST": "replaced"})
-        result = run(dying, executor=DaskExecutor(dask_client, setup=setup))
+        result = run(dying, executor=DaskExecutor(dask_client, setup=setup, chunk_size=chunk_size))
         dask_client.wait_for_workers(2, timeout=120)
         after = dask_client.run(os.getenv, "POLCA_WORKER_SETUP_TEST")  # the replacement ran the setup too
     finally:
@@ -171,8 +178,68 @@ def test_a_task_that_keeps_killing_workers_comes_back_as_a_crashing_program():
     call = EvaluatorCall(SkillEvaluator(), {"instructions": "x"})
     executor = DaskExecutor.__new__(DaskExecutor)  # no client needed to read one future
     executor.resubmits = 0
-    attempt = DaskExecutor._result(executor, call, ("job", 0), [LostFuture()], 0)
+    [attempt] = executor._chunk_result(call, [("job", 0)], range(0, 1), [LostFuture()], 0)
     assert isinstance(attempt, Attempt) and attempt.raised and attempt.error_type == "KilledWorker"
+
+
+class ChunkFuture:
+    """A finished task run in this process, unless it holds `killer` among other calls: then it
+    killed every worker it ran on (a chunk with one deadly evaluation)."""
+
+    def __init__(self, call, key, killer):
+        self.call, self.key, self.killer = call, key, killer
+
+    def result(self):
+        jobs = [job for job in self.call.items]
+        if any(example.id == self.killer for example, _ in jobs):
+            raise KilledWorker(self.key, LostFuture.last_worker, allowed_failures=3)
+        return self.call()
+
+
+class ChunkClient:
+    """Stands for a distributed.Client: `map` returns a ChunkFuture per chunk."""
+
+    def __init__(self, killer):
+        self.killer, self.submitted = killer, []
+
+    def map(self, fn, calls, key, pure, resources):
+        self.submitted.append([len(c.items) for c in calls])
+        return [ChunkFuture(c, k, self.killer) for c, k in zip(calls, key)]
+
+
+def test_a_chunk_that_keeps_killing_workers_is_split_so_only_the_killer_crashes():
+    examples = skills_problem().trainset[:3]
+    jobs = [(ex, i) for i, ex in enumerate(examples)]
+    call = EvaluatorCall(SkillEvaluator(), {"instructions": "answer carefully"})
+    stub = ChunkClient(killer=examples[1].id)
+    executor = DaskExecutor.__new__(DaskExecutor)
+    executor.client, executor.resubmits = stub, 0
+    lost = LostFuture()
+    attempts = executor._chunk_result(call, jobs, range(0, 3), [lost], 0)
+    assert stub.submitted == [[1, 1, 1]]  # the chunk ran again, one call per task
+    assert [a.raised for a in attempts] == [False, True, False]
+    assert [a.value for a in attempts[::2]] == [call(jobs[0]).value, call(jobs[2]).value]
+
+
+# -- chunks ----------------------------------------------------------------------------------------------
+
+def test_chunks_are_contiguous_and_cover_every_job_once():
+    assert plan_chunks(10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
+    assert plan_chunks(3, 8) == [range(0, 3)] and plan_chunks(0, 2) == []
+    assert chunk_size_for(32, slots=2, policy="auto") == 8  # ceil(32 / (2 workers x 2))
+    assert chunk_size_for(3, slots=8, policy="auto") == 1 and chunk_size_for(32, slots=2, policy=5) == 5
+    assert ChunkCall(lambda x: x * 2, (1, 2, 3))() == [2, 4, 6]
+    for bad in (0, -1, 2.5, True, "big"):
+        with pytest.raises(ValueError, match="chunk_size"):
+            check_policy(bad)
+
+
+def test_auto_chunks_follow_the_worker_threads_and_keep_gpu_calls_one_per_task(client):
+    executor = DaskExecutor(client)  # 2 workers x 1 thread
+    call = EvaluatorCall(SkillEvaluator(), {})
+    assert executor.chunk_size_for(call, 32) == 8 and executor.chunk_size_for(call, 3) == 1
+    assert executor.chunk_size_for(EvaluatorCall(kernel_evaluator(backend="cuda"), {}), 32) == 1
+    assert DaskExecutor(client, chunk_size=5).chunk_size_for(call, 32) == 5
 
 
 # -- what ships, what stays --------------------------------------------------------------------------------
@@ -188,7 +255,8 @@ def test_calls_that_cannot_ship_run_in_the_parent(client):
     assert set(seen) == {os.getpid()}
 
 
-def test_evaluations_run_on_the_workers_in_input_order(client):
+@pytest.mark.parametrize("chunk_size", [1, 3, "auto"])
+def test_evaluations_run_on_the_workers_in_input_order(client, chunk_size):
     candidate = Candidate(0, {"instructions": "answer carefully"})
     examples = skills_problem().trainset[:8]
     seeds = list(np.random.default_rng(3).integers(0, 1000, size=len(examples)))
@@ -198,7 +266,7 @@ def test_evaluations_run_on_the_workers_in_input_order(client):
         return evaluate_examples(candidate, examples, seeds, evaluator=evaluator, step=0, source="explore",
                                  log_=RunLog(), executor=executor)
 
-    assert rollouts(DaskExecutor(client)) == rollouts(SerialExecutor())
+    assert rollouts(DaskExecutor(client, chunk_size=chunk_size)) == rollouts(SerialExecutor())
     pids = client.run(os.getpid)
     assert os.getpid() not in pids.values()
 
@@ -219,6 +287,61 @@ def test_worker_setup_runs_on_every_worker(client):
     DaskExecutor(client, setup=WorkerSetup(env={"POLCA_WORKER_SETUP_TEST": "yes"}, prepare=forget_worker_resources))
     values = client.run(os.getenv, "POLCA_WORKER_SETUP_TEST")
     assert set(values.values()) == {"yes"} and len(values) == 2
+
+
+# -- LLM spend on the workers --------------------------------------------------------------------------------
+
+def test_a_worker_ledger_tabs_each_calls_records_in_its_own_thread():
+    ledger = WorkerLedger()
+    ledger.record_call("task", input_tokens=5, output_tokens=1, usd=0.25, latency_s=0.0)  # no tab open
+    with usage_tab() as tab:
+        ledger.record_call("task", input_tokens=7, output_tokens=2, usd=0.5, latency_s=0.1)
+        ledger.record_fault("task", "429")
+        ledger.record_error("task", latency_s=0.2, retries=3)
+    assert [r.kind for r in tab] == ["call", "fault", "error"] and tab[0].input_tokens == 7
+    parent = Ledger()
+    with parent.track() as tracked:
+        record_usage(parent, tab + [UsageRecord("request", "task", 7, 2, prompt_chars=30)])
+    assert parent.usage("task").calls == 1 and parent.usage("task").usd == 0.5
+    assert parent.usage("task").errors == 1 and parent.faults() == {"429": 1}
+    assert tracked.usage("task").input_tokens == 7 and tracked.usage("task").prompt_chars == 30
+    assert ledger.usage("task").calls == 2  # the worker's own totals are kept as before
+
+
+def worker_task_calls():
+    return worker_ledger().usage("task").calls
+
+
+def test_the_run_ledger_gets_the_workers_calls_and_tokens(client):
+    forget_worker_resources()
+    client.run(forget_worker_resources)
+    candidate = Candidate(0, {"instructions": "answer carefully"})
+    examples = skills_problem().trainset[:8]
+    evaluator = OnWorker(fake_llm_evaluator, {"max_tokens": 4})
+    kwargs = dict(evaluator=evaluator, step=0, source="explore", log_=RunLog())
+    evaluate_examples(candidate, examples, list(range(8)), **kwargs)  # in this process, on its worker_ledger
+    expected = worker_ledger().usage("task")
+    parent = Ledger()
+    with parent.track() as tracked:
+        evaluate_examples(candidate, examples, list(range(8)), executor=DaskExecutor(client, ledger=parent,
+                                                                                     chunk_size=3), **kwargs)
+    got = parent.usage("task")
+    assert (got.calls, got.input_tokens, got.output_tokens) == (8, expected.input_tokens, expected.output_tokens)
+    assert got.usd == pytest.approx(expected.usd) and got.usd > 0
+    assert tracked.requests() == {"task": 8}
+    assert sum(client.run(worker_task_calls).values()) == 8  # each call made once, on a worker
+
+
+def test_budget_max_usd_counts_the_workers_spend(client):
+    problem = replace(skills_problem(), evaluator=OnWorker(fake_llm_evaluator, {"max_tokens": 4}))
+    parent = Ledger()
+    result = run(problem, executor=DaskExecutor(client, ledger=parent), budget=500, max_usd=0.002, llm=parent)
+    assert result.stop_reason == "max_usd"
+    assert sum(result.usd.values()) == pytest.approx(parent.usage("task").usd) and parent.usage("task").usd > 0.002
+    stopped = result.events[-1]
+    assert stopped["type"] == "stopped" and stopped["reason"] == "max_usd"
+    # every logged evaluation was paid for; calls in flight when the limit passed were paid, not logged
+    assert len(evaluations(result)) <= parent.usage("task").calls
 
 
 # -- KernelBench: GPU workers, cpu workers -------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Executors beyond one process: a run's evaluations on a Dask cluster.
 
 - `calls`: what travels to a worker (`EvaluatorCall`: evaluator + params; `Attempt`: what comes back).
-- `worker`: what a worker builds once (`WorkerSetup`, `OnWorker`, `worker_resource`).
+- `worker`: what a worker builds once (`WorkerSetup`, `OnWorker`, `worker_resource`, `worker_ledger`).
+- `usage`: a worker's LLM spend, back with each result (`WorkerLedger`, `UsageRecord`, `record_usage`).
+- `chunks`: several evaluations per Dask task (`ChunkCall`, the "auto" chunk size).
 - `dask_executor`: `DaskExecutor` over a `distributed.Client` (the optional `cluster` extra).
 - `spec`: `executor=N`, `"dask://host:port"` or a `distributed.Client`, as `polca(..., executor=)` takes it.
 - `gpu`: KernelBench on workers that declare a `GPU` resource (`kernel_cluster`, `kernel_evaluator`).
@@ -17,10 +19,12 @@ from typing import Any
 
 from .calls import Attempt, EvaluatorCall
 from .spec import DaskAddress, dask_executor_for, is_dask_client
-from .worker import OnWorker, WorkerSetup, forget_worker_resources, worker_resource
+from .usage import UsageRecord, WorkerLedger, record_usage
+from .worker import OnWorker, WorkerSetup, forget_worker_resources, worker_ledger, worker_resource
 
-__all__ = ["Attempt", "DaskAddress", "DaskExecutor", "EvaluatorCall", "OnWorker", "WorkerSetup",
-           "dask_executor_for", "forget_worker_resources", "install_setup", "is_dask_client", "worker_resource"]
+__all__ = ["Attempt", "DaskAddress", "DaskExecutor", "EvaluatorCall", "OnWorker", "UsageRecord", "WorkerLedger",
+           "WorkerSetup", "dask_executor_for", "forget_worker_resources", "install_setup", "is_dask_client",
+           "record_usage", "worker_ledger", "worker_resource"]
 
 _LAZY = {"DaskExecutor", "WorkerSetupPlugin", "install_setup"}
 

@@ -6,16 +6,20 @@ module-level function, a dataclass of plain settings, or an `OnWorker` that buil
 it runs). It never raises for a failing program: the exception comes back as text in an `Attempt`, and
 the caller (`evaluation.evaluate_examples`, in the run's process) turns it into a rollout, logs it and
 counts the metric call. Only a `StopRun` (fatal error, spend limit) propagates.
+
+What the call's LLM clients recorded on a `WorkerLedger` (`usage.py`) comes back with it, as
+`Attempt.usage`, for the run's process to record on the run's ledger.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Sequence
 
 from ..errors import StopRun
 from ..llm.client import LLMError
 from ..types import Example, Params
+from .usage import UsageRecord, usage_tab
 
 Job = tuple[Example, int]
 """One metric call's inputs besides the program: the example and the evaluation seed."""
@@ -25,7 +29,8 @@ Job = tuple[Example, int]
 class Attempt:
     """What one evaluator call came back with: its return value, or the exception it raised as text.
 
-    Text, not the exception object, so it survives pickling whatever the exception holds.
+    Text, not the exception object, so it survives pickling whatever the exception holds. `usage`:
+    the ledger records the call's LLM clients made on a `WorkerLedger`, in order (plain data).
     """
 
     value: Any = None
@@ -33,11 +38,12 @@ class Attempt:
     error_message: str = ""
     error_repr: str = ""
     llm_error: bool = False
+    usage: tuple[UsageRecord, ...] = ()
 
     @classmethod
-    def of_exception(cls, exc: BaseException) -> "Attempt":
+    def of_exception(cls, exc: BaseException, usage: Sequence[UsageRecord] = ()) -> "Attempt":
         """The attempt of a call that raised `exc` (an `LLMError` is flagged as an evaluation error)."""
-        return cls(None, type(exc).__name__, str(exc), repr(exc), isinstance(exc, LLMError))
+        return cls(None, type(exc).__name__, str(exc), repr(exc), isinstance(exc, LLMError), tuple(usage))
 
     @property
     def raised(self) -> bool:
@@ -68,12 +74,13 @@ class EvaluatorCall:
 
     def __call__(self, job: Job) -> Attempt:
         example, seed = job
-        try:
-            return Attempt(self.evaluator(self.params, example, seed))
-        except StopRun:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a crashing program comes back as a failed attempt
-            return Attempt.of_exception(exc)
+        with usage_tab() as usage:
+            try:
+                return Attempt(self.evaluator(self.params, example, seed), usage=tuple(usage))
+            except StopRun:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a crashing program comes back as a failed attempt
+                return Attempt.of_exception(exc, usage)
 
     def on_lost(self, job: Job, exc: BaseException) -> Attempt:
         """The attempt of a call whose workers kept dying under it: a crashing program, scored as one."""

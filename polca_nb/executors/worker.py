@@ -9,6 +9,9 @@ Nothing live travels to a worker (no LLM client, no server process, no open file
 - `OnWorker(factory, kwargs)` is an evaluator that ships as its factory and keyword arguments and is
   built by the first call in each process (`worker_resource`), so a worker builds its own LLM client
   (and, with no endpoint set, its own embedded llama-server) once and reuses it for every task.
+- `worker_ledger()` is the ledger such a client should keep (`default_client(ledger=worker_ledger())`):
+  a `usage.WorkerLedger`, so each call's LLM spend comes back with its result and is counted in the
+  run's `Budget(max_usd)` (see `usage.py` and `DaskExecutor(ledger=...)`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Mapping, TypeVar
 
 from ..types import Evaluation, Example, Params
+from .usage import WorkerLedger
 
 T = TypeVar("T")
 
 _resources: dict[Hashable, Any] = {}
-_resources_lock = threading.Lock()
+_resources_lock = threading.RLock()  # reentrant: a build may ask for another resource (worker_ledger)
 
 
 def worker_resource(key: Hashable, build: Callable[[], T]) -> T:
@@ -32,6 +36,12 @@ def worker_resource(key: Hashable, build: Callable[[], T]) -> T:
         if key not in _resources:
             _resources[key] = build()
         return _resources[key]
+
+
+def worker_ledger() -> WorkerLedger:
+    """This process's one `WorkerLedger`: give it to the LLM clients an evaluator builds on a worker,
+    so each evaluator call's spend travels back in its `Attempt` (built on first use)."""
+    return worker_resource(("ledger",), WorkerLedger)
 
 
 def forget_worker_resources() -> None:
