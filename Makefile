@@ -20,7 +20,7 @@ export PYTHONHASHSEED := 0
 # Notebooks checked by nbval in `make test`: all of them (measured cold on 2 cores: 11_tau_bench 6.3 min).
 NBVAL_NOTEBOOKS ?= notebooks
 
-.PHONY: setup lint test test-fast reproduce bench clean
+.PHONY: setup lint test test-fast reproduce record-replies bench clean
 
 setup: $(STAMP)
 
@@ -66,6 +66,10 @@ test-fast: setup
 
 reproduce: setup
 	$(PY) -m polca_nb.reproduce
+
+# Re-execute the notebooks that ask an LLM, live, and rewrite notebooks/replies/ (NOTEBOOKS= to pick some).
+record-replies: setup
+	$(PY) -m polca_nb.record_replies $(NOTEBOOKS)
 
 bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

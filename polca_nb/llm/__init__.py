@@ -7,6 +7,7 @@ from .client import BackendOptions, LLMClient, LLMError, LLMFatalError, RetryPol
 from .config import DEFAULT_CLAUDE_MODEL, LOCAL_MODEL_NAME, Price, price_for
 from .ledger import Ledger, RoleUsage, SpendLimit, ledger_of
 from .usage import RequestUsage, UsageTracker
+from .replay import ReplayPack, live_calls, reply_sources
 from .server import LocalServer, LocalServerError, ServerSettings, shared_server, stop_shared_server
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LocalServer",
     "LocalServerError",
     "Price",
+    "ReplayPack",
     "RequestUsage",
     "RetryPolicy",
     "RoleUsage",
@@ -35,7 +37,9 @@ __all__ = [
     "default_cache_dir",
     "default_client",
     "ledger_of",
+    "live_calls",
     "price_for",
+    "reply_sources",
     "request_key",
     "resolve_backend",
     "shared_server",

@@ -6,7 +6,8 @@ part of it, so a local server restarted on a new port still hits. Disk entries a
 key, created atomically and only if absent (temp file + hard link), so a crash never leaves a torn
 entry and when several processes compute the same request, the first stored reply wins and every
 writer hands that one back: logs written from a reply always match the cache. Temp files left by a
-killed writer are removed the first time a cache instance writes.
+killed writer are removed the first time a cache instance writes. Behind memory and disk, read-only
+packs of recorded replies (`replay.py`) answer the requests they recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Mapping, Sequence
 from ..data import shown_path
 
 from .config import ENV_CACHE_DIR
+from .replay import ReplayPack, default_replay
 
 STALE_TMP_S = 600.0
 """A temp file this old was left by a killed writer (a live write takes milliseconds)."""
@@ -97,22 +99,28 @@ def _plain(value: Any) -> Any:
 
 
 class LLMCache:
-    """Reply cache: an in-memory dict in front of one JSON file per key under `directory`.
+    """Reply cache: an in-memory dict in front of one JSON file per key under `directory`, and behind
+    both the read-only `replay` packs of recorded replies (consulted in order; never written).
 
     `directory=None` keeps the cache in memory only. Values are JSON-able dicts; the cache does not
-    interpret them. Thread-safe.
+    interpret them. `replayed` counts the lookups a pack answered. Thread-safe.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None,
+                 replay: Sequence[ReplayPack] = ()) -> None:
         self.directory = None if directory is None else Path(directory).expanduser()
+        self.replay = tuple(replay)
+        self.replayed = 0
+        self._from_pack: set[str] = set()
         self._memory: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._swept = False
 
     @classmethod
     def default(cls) -> "LLMCache":
-        """A cache on `default_cache_dir()`."""
-        return cls(default_cache_dir())
+        """A cache on `default_cache_dir()` over the recorded replies `$POLCA_LLM_REPLAY` names
+        (default: the committed packs in notebooks/replies/)."""
+        return cls(default_cache_dir(), replay=default_replay())
 
     def path_for(self, key: str) -> Path | None:
         if self.directory is None:
@@ -121,19 +129,30 @@ class LLMCache:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The stored value, or None; a disk hit is promoted into memory.
+        """The stored value, or None; a disk or replay hit is promoted into memory.
         An unreadable disk entry counts as a miss (it will be overwritten)."""
+        value = self._lookup(key)
+        if value is not None and key in self._from_pack:
+            with self._lock:
+                self.replayed += 1
+        return value
+
+    def _lookup(self, key: str) -> dict[str, Any] | None:
         with self._lock:
             if key in self._memory:
                 return self._memory[key]
         path = self.path_for(key)
-        if path is None or not path.is_file():
-            return None
-        value = self._read(path)
+        value = self._read(path) if path is not None and path.is_file() else None
+        from_pack = False
+        if value is None:
+            value = next((v for v in (pack.get(key) for pack in self.replay) if v is not None), None)
+            from_pack = value is not None
         if value is None:
             return None
         with self._lock:
             self._memory[key] = value
+            if from_pack:
+                self._from_pack.add(key)
         return value
 
     def put(self, key: str, value: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,7 +223,7 @@ class LLMCache:
         return value if isinstance(value, dict) else None
 
     def __contains__(self, key: str) -> bool:
-        return self.get(key) is not None
+        return self._lookup(key) is not None
 
     def __len__(self) -> int:
         """Entries in memory (disk entries not yet read are not counted)."""
@@ -218,4 +237,5 @@ class LLMCache:
 
     def __repr__(self) -> str:
         where = "memory only" if self.directory is None else shown_path(self.directory)
-        return f"LLMCache({where}, {len(self)} in memory)"
+        packs = f", {len(self.replay)} replay packs" if self.replay else ""
+        return f"LLMCache({where}, {len(self)} in memory{packs})"
