@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .errors import EvaluatorTypeError, EvaluatorValueError
+from .errors import EvaluatorTypeError, EvaluatorValueError, FatalError
 from .executors.calls import Attempt, EvaluatorCall
 from .memory import ScoreRange
 from .protocols import Evaluator, Executor, SerialExecutor
@@ -130,13 +130,23 @@ def evaluate_examples(
     try:
         for ex, seed, hit in zip(examples, seeds, replays):
             res = _replayed_evaluation(hit) if hit is not None else \
-                _settled(next(attempts), candidate, ex, evaluator, score_range)
+                _settled(_next_attempt(attempts, executor, len(pending)), candidate, ex, evaluator, score_range)
             rollouts.append(_logged_rollout(ex, seed, step, source, res, candidate, log_))
     finally:
         close = getattr(attempts, "close", None)
         if close is not None:
             close()  # an evaluator contract error stops here: the calls not yet run are dropped
     return rollouts
+
+
+def _next_attempt(attempts: Iterator[Attempt], executor: Executor, expected: int) -> Attempt:
+    """The next evaluator call's attempt; an executor that yields fewer results than calls is a bug
+    to stop on (a missing evaluation would otherwise end the loop as a bare StopIteration)."""
+    try:
+        return next(attempts)
+    except StopIteration:
+        name = type(executor).__name__
+        raise FatalError(f"{name}.map returned fewer than the {expected} results asked for") from None
 
 
 def _replayed_evaluation(hit: dict[str, Any]) -> Evaluation:

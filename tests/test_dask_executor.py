@@ -21,6 +21,7 @@ distributed = pytest.importorskip("distributed")
 
 from distributed import Client, KilledWorker, LocalCluster  # noqa: E402
 
+from polca_nb.errors import FatalError  # noqa: E402
 from polca_nb.budget import Budget  # noqa: E402
 from polca_nb.evaluation import evaluate_examples  # noqa: E402
 from polca_nb.executors import (  # noqa: E402
@@ -387,3 +388,15 @@ def test_kernel_evaluations_run_on_gpu_workers_one_per_gpu():
     finally:
         close_and_check(cluster, dask_client, before)
     assert all(r.feedback.startswith("SUCCESS") and r.score > 0 for r in rollouts), [r.feedback for r in rollouts]
+
+
+class DroppingExecutor:
+    """An executor that loses the last result of every map (as a broken distributed one could)."""
+
+    def map(self, fn, items):
+        return iter([fn(item) for item in items][:-1])
+
+
+def test_an_executor_that_loses_a_result_stops_the_run_with_a_named_error():
+    with pytest.raises(FatalError, match=r"DroppingExecutor.map returned fewer than the \d+ results asked for"):
+        run(skills_problem(), executor=DroppingExecutor())

@@ -146,6 +146,19 @@ class DaskExecutor:
                     yield result
                     self._check_limits()  # when the next result is asked for
                     next_index += 1
+            # as_completed can end without a chunk whose worker died after the task was reported (its result
+            # went with the worker): read each such chunk on its own (waited for, or resubmitted).
+            for c, chunk in enumerate(chunks):
+                if chunk.stop > next_index and any(i not in arrived for i in chunk if i >= next_index):
+                    arrived.update(zip(chunk, self._chunk_result(fn, items, chunk, futures, c)))
+            while next_index in arrived:
+                result = arrived.pop(next_index)
+                self._bill(result)
+                yield result
+                self._check_limits()
+                next_index += 1
+            if next_index < len(items):
+                raise FatalError(f"the cluster returned {next_index} of {len(items)} results")
         finally:
             self.client.cancel([f for f in futures if not f.done()])  # the caller stopped early
 
