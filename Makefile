@@ -2,7 +2,7 @@
 #   make reproduce   set everything up, run every notebook offline at the `smoke` scale, write figures/,
 #                    print a table of each notebook's status, time and figures (also build/reproduce.md)
 #   make test        set everything up, lint (ruff + mypy), run pytest: unit, integration, slow and
-#                    local-server tests, nbval over notebooks/, the browser test last (~21-25 min, 2 cores)
+#                    local-server tests, nbval over notebooks/ (replaying notebooks/replies/), the browser test last (25 min from a fresh clone, 2 cores)
 #   make test-fast   ruff, then pytest without the slow and server-marked tests (~1.5-2 min, 2 cores)
 
 PYTHON ?= python3
